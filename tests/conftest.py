@@ -1,0 +1,34 @@
+"""Shared fixtures.
+
+`assets` is the one way tests reach ../shared/assets (real vocabularies and text; see PROVENANCE.md there).
+XLMLIB_ASSETS overrides the location. Where the folder is absent the test skips with the reason, unless
+XLMLIB_REQUIRE_ASSETS=1 (set by .ci/run), which turns that skip into a failure.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+import xlmlib
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ASSETS = ROOT.parent / "shared" / "assets"
+
+
+def pytest_configure(config):
+    # An editable install of another clone would shadow this checkout; testing that copy would prove nothing.
+    imported = Path(xlmlib.__file__).resolve().parent
+    if imported != ROOT / "xlmlib":
+        raise pytest.UsageError(f"tests import xlmlib from {imported}, not from this checkout {ROOT / 'xlmlib'}")
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    path = Path(os.environ.get("XLMLIB_ASSETS", DEFAULT_ASSETS))
+    if not path.is_dir():
+        reason = f"shared assets not found at {path} (set XLMLIB_ASSETS to the folder holding PROVENANCE.md)"
+        if os.environ.get("XLMLIB_REQUIRE_ASSETS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
