@@ -1,0 +1,175 @@
+"""From a source (folder, file, hub name) to a model: read, map to our layout, build on meta, materialise.
+
+Strict: every checkpoint key is mapped, ignored on purpose, or a checked tie; encoder weights must all be
+present; head weights absent from the checkpoint are initialised and reported; weights of heads the
+target model does not have are dropped and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import hub
+from ..config import ModelConfig
+from .hf import guess_architecture, table_for
+from .hf_config import config_from_hf
+from .mapping import CheckpointError, to_internal
+from .safe_load import load_pickle, load_safetensors
+
+logger = logging.getLogger(__name__)
+
+XLMLIB_FORMAT = 1
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# Every head module name any task model uses: weights under these belong to some head.
+HEAD_PREFIXES = ("lm_head", "classifier", "qa_outputs", "qa_head", "pooler", "logits_proj")
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    state: dict[str, torch.Tensor]  # our parameter names
+    source: str
+    head_options: dict = field(default_factory=dict)
+
+
+def read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an HF-style folder: single or sharded safetensors, else single or sharded torch pickles."""
+    for name in WEIGHT_FILES:
+        path = directory / name
+        if not path.is_file():
+            continue
+        if name.endswith(".index.json"):
+            shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+            state = {}
+            for shard in shards:
+                state.update(_read_file(directory / shard))
+            return state
+        return _read_file(path)
+    raise FileNotFoundError(f"no weights in {directory}: looked for {', '.join(WEIGHT_FILES)}")
+
+
+def _read_file(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    state = load_pickle(path)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
+    return state
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: invalid JSON ({err})") from None
+
+
+def read_checkpoint(src) -> Checkpoint:
+    path = hub.resolve(src)
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"no config.json in {path} (an xlmlib or HF model folder needs one)")
+        meta = _read_json(config_path)
+        if "xlmlib_format" in meta:
+            return _read_xlmlib(path, meta)
+        return _read_hf(path, meta)
+    raise CheckpointError(f"{path}: cannot tell the checkpoint format of this file (expected a model folder)")
+
+
+def _read_xlmlib(path: Path, meta: dict) -> Checkpoint:
+    if meta["xlmlib_format"] != XLMLIB_FORMAT:
+        raise CheckpointError(f"{path}/config.json: xlmlib_format {meta['xlmlib_format']} is not {XLMLIB_FORMAT}")
+    config = ModelConfig.from_dict(meta["model"])
+    return Checkpoint(config, read_weights(path), str(path), dict(meta.get("head_options", {})))
+
+
+def _read_hf(path: Path, meta: dict) -> Checkpoint:
+    weights = read_weights(path)
+    source = str(path)
+    config = config_from_hf(meta, weights.keys(), source)
+    archs = meta.get("architectures") or [guess_architecture(config, _strip_base(config, weights))]
+    state = to_internal(table_for(config), weights, config.n_layers, archs[0], source)
+    return Checkpoint(config, state, source)
+
+
+def _strip_base(config: ModelConfig, weights) -> list[str]:
+    prefix = table_for(config).base_prefix
+    return [k[len(prefix):] if k.startswith(prefix) else k for k in weights]
+
+
+def load_model(cls, src, *, dtype=None, device=None, head_options=None):
+    ckpt = read_checkpoint(src)
+    options = dict(head_options or {})
+    if cls.__name__ == "Encoder" and "pooler" not in options:
+        options["pooler"] = any(k.startswith("pooler.") for k in ckpt.state)
+    with torch.device("meta"):
+        model = cls(ckpt.config, **options)
+    materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
+    return model.eval()
+
+
+def _split_state(model, ckpt: Checkpoint):
+    expected = {name: p.shape for name, p in model.state_dict().items()}
+    keep, dropped, unexpected, wrong = {}, [], [], []
+    for key, tensor in ckpt.state.items():
+        if key in expected:
+            if tuple(tensor.shape) != tuple(expected[key]):
+                wrong.append(f"{key}: model expects {tuple(expected[key])}, checkpoint has {tuple(tensor.shape)}")
+            keep[key] = tensor
+        elif key.split(".")[0] in HEAD_PREFIXES:
+            dropped.append(key)
+        else:
+            unexpected.append(key)
+    if wrong:
+        raise CheckpointError(f"{ckpt.source}: shape mismatch for " + "; ".join(wrong))
+    if unexpected:
+        raise CheckpointError(f"{ckpt.source}: unexpected keys for {type(model).__name__}: " + ", ".join(unexpected))
+    missing = sorted(set(expected) - set(keep))
+    heads = type(model).head_prefixes
+    absent = [k for k in missing if k.split(".")[0] not in heads]
+    if absent:
+        raise CheckpointError(f"{ckpt.source}: checkpoint lacks encoder weights: {', '.join(absent[:20])}")
+    return keep, dropped, missing
+
+
+def materialise(model, ckpt: Checkpoint, *, dtype: torch.dtype, device: torch.device) -> None:
+    """Fill a meta-device model from the checkpoint, casting straight to dtype/device; initialise new heads."""
+    keep, dropped, missing = _split_state(model, ckpt)
+    if dropped:
+        logger.info("%s: ignored weights of heads %s does not have: %s", ckpt.source, type(model).__name__,
+                    ", ".join(sorted(dropped)))
+    cast = {k: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for k, t in keep.items()}
+    model.load_state_dict(cast, strict=False, assign=True)
+    if missing:
+        _init_missing(model, set(missing), dtype, device)
+        logger.warning("%s: newly initialised %s weights (train them before use): %s", ckpt.source,
+                       type(model).__name__, ", ".join(missing))
+    model.new_weights = tuple(missing)
+    model.dropped_weights = tuple(sorted(dropped))
+
+
+def _init_missing(model, missing: set[str], dtype, device) -> None:
+    from ..model import init_weights
+
+    for name, module in model.named_modules():
+        own = {f"{name}.{p}" if name else p for p, _ in module.named_parameters(recurse=False)}
+        if not own or not own <= missing:
+            continue
+        module.to_empty(device=device, recurse=False)
+        if isinstance(module, (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)):
+            init_weights(module, model.config.init_std)
+        else:  # bare parameters such as lm_head.bias start at zero
+            for param in module.parameters(recurse=False):
+                torch.nn.init.zeros_(param)
+        with torch.no_grad():
+            for param in module.parameters(recurse=False):
+                param.data = param.data.to(dtype)
+    partial = sorted(k for k in missing if model.get_parameter(k).is_meta)
+    if partial:
+        raise CheckpointError(f"checkpoint holds only part of the modules owning: {', '.join(partial)}")

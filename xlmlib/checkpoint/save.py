@@ -1,0 +1,65 @@
+"""Writing models: our layout (format "xlmlib") or HF transformers' (format "hf"). Every file is written
+to a temporary name in the target folder, then renamed over the final name, so a reader never sees a
+half-written file and an interrupted save leaves the previous files intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .hf import architecture_for, table_for
+from .hf_config import config_to_hf
+from .load import XLMLIB_FORMAT
+from .mapping import to_external
+
+FORMATS = ("xlmlib", "hf")
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_safetensors(path: Path, state: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+
+
+def save_model(model, directory, format: str = "xlmlib") -> None:
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    directory = Path(directory)
+    cfg, task = model.config, type(model).__name__
+    state = model.state_dict()
+    if format == "xlmlib":
+        meta = {"xlmlib_format": XLMLIB_FORMAT, "task": task, "model": cfg.to_dict(), "head_options": model.head_options()}
+        write_safetensors(directory / "model.safetensors", state)
+        write_json(directory / "config.json", meta)
+        return
+    arch = architecture_for(cfg, task)
+    hf_config = config_to_hf(cfg, arch)
+    external = to_external(table_for(cfg), state, cfg.n_layers, arch, prefixed=task != "Encoder")
+    write_safetensors(directory / "model.safetensors", external)
+    write_json(directory / "config.json", hf_config)

@@ -1,0 +1,264 @@
+"""Task models: the encoder plus a head, with the losses the reference implementations give.
+
+Head shapes follow config.head_style: "xlm" (modeling_xlm) or "roberta" (modeling_xlm_roberta /
+modeling_xlm_roberta_xl). Shape legend as in model.py (B T D V C).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .model import Output, Transformer, fill_sinusoidal, init_weights
+
+IGNORE = -100
+
+
+class TaskModel(Transformer):
+    """Common loading, saving and initialisation. `head_prefixes` name this model's own head modules."""
+
+    head_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pretrained(cls, src, *, dtype=None, device=None, **head_options):
+        """Load from a directory, checkpoint file or hub name; head_options go to the class constructor."""
+        from .checkpoint.load import load_model
+
+        return load_model(cls, src, dtype=dtype, device=device, head_options=head_options)
+
+    def save_pretrained(self, directory, format: str = "xlmlib") -> None:
+        """Write safetensors + config to `directory` (format "xlmlib" or "hf"); every file is written atomically."""
+        from .checkpoint.save import save_model
+
+        save_model(self, directory, format=format)
+
+    def reset_parameters(self, prefixes: tuple[str, ...] | None = None) -> None:
+        """Initialise all modules, or only those under the given name prefixes (new heads)."""
+        for name, module in self.named_modules():
+            if prefixes is None or any(name == p or name.startswith(p + ".") for p in prefixes):
+                init_weights(module, self.config.init_std)
+        if self.config.sinusoidal and prefixes is None:
+            fill_sinusoidal(self.embed)
+
+    def head_options(self) -> dict:
+        """Constructor options that a reload needs (saved beside the config)."""
+        return {}
+
+
+class Encoder(TaskModel):
+    """The bare encoder. pooler=True adds XLM-R's tanh pooler over the first token (`out.pooled`)."""
+
+    head_prefixes = ("pooler",)
+
+    def __init__(self, config: ModelConfig, *, pooler: bool = False):
+        super().__init__(config)
+        self.pooler = Pooler(config) if pooler else None
+
+    def head_options(self):
+        return {"pooler": self.pooler is not None}
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        if labels is not None:
+            raise ValueError("Encoder has no loss; use a task model (MaskedLM, SequenceClassifier, ...) for labels")
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        pooled = self.pooler(h) if self.pooler is not None else None
+        return Output(last_hidden_state=h, hidden_states=hidden, pooled=pooled, cache=cache)
+
+
+class Pooler(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, h):
+        return torch.tanh(self.dense(h[:, 0]))
+
+
+class LMHead(nn.Module):
+    """Output projection tied to the token embeddings, plus its own bias. The roberta style first applies
+    dense -> gelu -> LayerNorm (modeling_xlm_roberta XLMRobertaLMHead); the xlm style projects directly
+    (modeling_xlm XLMPredLayer)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        transform = cfg.head_style == "roberta"
+        self.dense = nn.Linear(cfg.dim, cfg.dim) if transform else None
+        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps) if transform else None
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def transform(self, h):
+        if self.dense is None:
+            return h
+        return self.norm(F.gelu(self.dense(h)))
+
+    def forward(self, h, embedding_weight):
+        return F.linear(self.transform(h), embedding_weight, self.bias)
+
+
+class MaskedLM(TaskModel):
+    """Masked-LM head. labels: token ids at predicted positions, -100 elsewhere (no shift)."""
+
+    head_prefixes = ("lm_head",)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.lm_head = LMHead(config)
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        logits = self.lm_head(h, self.embed.tokens.weight)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden, cache=cache)
+
+
+class CausalLM(MaskedLM):
+    """Next-token LM under the causal mask. labels are aligned with input_ids and shifted inside: position t
+    predicts labels[t+1] (as XLMRobertaForCausalLM; HF's XLMWithLMHeadModel instead expects pre-shifted labels)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config.replace(causal=True))
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        out = super().forward(input_ids, attention_mask, langs, positions, token_type_ids, None,
+                              output_hidden_states, cache)
+        if labels is not None:
+            out.loss = F.cross_entropy(out.logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
+        return out
+
+
+class ClassificationHead(nn.Module):
+    """First-token classifier: roberta style dropout -> dense -> tanh -> dropout -> out_proj;
+    xlm style (XLMSequenceSummary, summary_type "first") dropout -> out_proj."""
+
+    def __init__(self, cfg: ModelConfig, n_out: int):
+        super().__init__()
+        self.dense = nn.Linear(cfg.dim, cfg.dim) if cfg.head_style == "roberta" else None
+        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.out_proj = nn.Linear(cfg.dim, n_out)
+
+    def forward(self, h):
+        x = self.dropout(h[:, 0])
+        if self.dense is not None:
+            x = self.dropout(torch.tanh(self.dense(x)))
+        return self.out_proj(x)
+
+
+def _classifier_dropout(cfg: ModelConfig) -> float:
+    return cfg.dropout if cfg.classifier_dropout is None else cfg.classifier_dropout
+
+
+class SequenceClassifier(TaskModel):
+    """labels: class ids (cross-entropy), floats with num_labels == 1 (MSE regression), or a float
+    multi-hot matrix (BCE), the three problem types of HF's sequence classifiers."""
+
+    head_prefixes = ("classifier",)
+
+    def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
+        if num_labels is not None:
+            config = config.replace(num_labels=num_labels)
+        super().__init__(config)
+        self.classifier = ClassificationHead(config, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        logits = self.classifier(h)
+        loss = None if labels is None else classification_loss(logits, labels, self.config.num_labels)
+        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+
+
+def classification_loss(logits, labels, num_labels):
+    if num_labels == 1:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(-1))
+    if labels.dtype in (torch.long, torch.int):
+        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class TokenClassifier(TaskModel):
+    """labels: one class id per token, -100 where no label applies."""
+
+    head_prefixes = ("classifier",)
+
+    def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
+        if num_labels is not None:
+            config = config.replace(num_labels=num_labels)
+        super().__init__(config)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.dim, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        logits = self.classifier(self.dropout(h))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+
+
+class QuestionAnswering(TaskModel):
+    """Extractive QA: start/end logits per token. labels = (start_positions, end_positions); positions
+    outside the sequence are clamped and ignored, as in HF's span heads."""
+
+    head_prefixes = ("qa_outputs",)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.qa_outputs = nn.Linear(config.dim, 2)
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        start, end = self.qa_outputs(h).unbind(-1)
+        loss = None if labels is None else span_loss(start, end, *labels)
+        return Output(last_hidden_state=h, start_logits=start, end_logits=end, loss=loss, hidden_states=hidden)
+
+
+def span_loss(start_logits, end_logits, start_positions, end_positions):
+    ignored = start_logits.shape[1]
+    start = start_positions.view(-1).clamp(0, ignored)
+    end = end_positions.view(-1).clamp(0, ignored)
+    return (F.cross_entropy(start_logits, start, ignore_index=ignored)
+            + F.cross_entropy(end_logits, end, ignore_index=ignored)) / 2
+
+
+class MultipleChoice(TaskModel):
+    """Inputs of shape B C T; logits B C. roberta style: tanh pooler -> dropout -> Linear(D, 1); xlm style
+    (XLMForMultipleChoice): summary Linear(D, num_labels) -> logits_proj Linear(num_labels, 1)."""
+
+    head_prefixes = ("pooler", "classifier", "logits_proj")
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        roberta = config.head_style == "roberta"
+        self.pooler = Pooler(config) if roberta else None
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.dim, 1 if roberta else config.num_labels)
+        self.logits_proj = None if roberta else nn.Linear(config.num_labels, 1)
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None):
+        n_choices = input_ids.shape[1]
+        flat = [_flatten_choices(t) for t in (input_ids, attention_mask, langs, positions, token_type_ids)]
+        h, hidden = self.encode(*flat, output_hidden_states)
+        if self.pooler is not None:
+            logits = self.classifier(self.dropout(self.pooler(h)))
+        else:
+            logits = self.logits_proj(self.classifier(self.dropout(h[:, 0])))
+        logits = logits.view(-1, n_choices)
+        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
+        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+
+
+def _flatten_choices(t):
+    if t is None or not torch.is_tensor(t) or t.dim() < 3:
+        return t
+    return t.reshape(-1, t.shape[-1])

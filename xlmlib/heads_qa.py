@@ -1,0 +1,99 @@
+"""QuestionAnsweringBeam: the beam-search span head of HF's XLMForQuestionAnswering (XLNet-style SQuAD head).
+
+Training (labels given) scores the gold start, conditions the end on it, and adds the answerability loss
+when cls_index and is_impossible are given. Inference keeps the start_n_top starts, conditions end_n_top
+ends on each, and scores answerability against the probability-weighted start state. Despite their HF
+names, the *_top_log_probs are softmax probabilities (modeling_xlm XLMSQuADHead).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .heads import TaskModel
+from .model import Output
+
+
+def _masked(x, p_mask):
+    if p_mask is None:
+        return x
+    # fp16 cannot hold 1e30; 65500 is its largest normal value (modeling_xlm XLMPoolerStartLogits).
+    big = 65500 if x.dtype == torch.float16 else 1e30
+    return x * (1 - p_mask) - big * p_mask
+
+
+class BeamQAHead(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        D = cfg.dim
+        self.start = nn.Linear(D, 1)
+        self.end_in = nn.Linear(2 * D, D)
+        self.end_norm = nn.LayerNorm(D, eps=cfg.norm_eps)
+        self.end_out = nn.Linear(D, 1)
+        self.cls_in = nn.Linear(2 * D, D)
+        self.cls_out = nn.Linear(D, 1, bias=False)
+
+    def start_logits(self, h, p_mask):
+        return _masked(self.start(h).squeeze(-1), p_mask)
+
+    def end_logits(self, h, start_states, p_mask):
+        x = self.end_norm(torch.tanh(self.end_in(torch.cat([h, start_states], dim=-1))))
+        return _masked(self.end_out(x).squeeze(-1), p_mask)
+
+    def answer_logits(self, h, start_states, cls_index):
+        if cls_index is None:
+            cls_state = h[:, -1]  # HF's default: the last token
+        else:
+            cls_state = h.gather(1, cls_index[:, None, None].expand(-1, 1, h.shape[-1])).squeeze(1)
+        return self.cls_out(torch.tanh(self.cls_in(torch.cat([start_states, cls_state], dim=-1)))).squeeze(-1)
+
+
+class QuestionAnsweringBeam(TaskModel):
+    """labels = (start_positions, end_positions[, is_impossible]); p_mask marks tokens that cannot be part
+    of an answer (1.0 = excluded); cls_index is the token whose state scores answerability (default: last)."""
+
+    head_prefixes = ("qa_head",)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.qa_head = BeamQAHead(config)
+
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None, p_mask=None, cls_index=None):
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        start_logits = self.qa_head.start_logits(h, p_mask)
+        if labels is not None:
+            loss = self._loss(h, start_logits, p_mask, cls_index, *labels)
+            return Output(last_hidden_state=h, loss=loss, start_logits=start_logits, hidden_states=hidden)
+        out = self._beam(h, start_logits, p_mask, cls_index)
+        out.hidden_states = hidden
+        return out
+
+    def _loss(self, h, start_logits, p_mask, cls_index, start_positions, end_positions, is_impossible=None):
+        gold = h.gather(1, start_positions[:, None, None].expand(-1, 1, h.shape[-1]))  # B 1 D
+        end_logits = self.qa_head.end_logits(h, gold.expand_as(h), p_mask)
+        loss = (F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)) / 2
+        if cls_index is not None and is_impossible is not None:
+            cls_logits = self.qa_head.answer_logits(h, gold.squeeze(1), cls_index)
+            loss = loss + 0.5 * F.binary_cross_entropy_with_logits(cls_logits, is_impossible.to(cls_logits.dtype))
+        return loss
+
+    def _beam(self, h, start_logits, p_mask, cls_index=None):
+        cfg = self.config
+        B, T, D = h.shape
+        start_probs = F.softmax(start_logits, dim=-1)
+        start_top, start_idx = torch.topk(start_probs, cfg.start_n_top, dim=-1)  # B N
+        start_states = h.gather(1, start_idx[..., None].expand(-1, -1, D))  # B N D
+        start_states = start_states[:, None].expand(-1, T, -1, -1)  # B T N D
+        h_exp = h[:, :, None].expand_as(start_states)
+        end_mask = p_mask[..., None] if p_mask is not None else None
+        end_probs = F.softmax(self.qa_head.end_logits(h_exp, start_states, end_mask), dim=1)  # B T N
+        end_top, end_idx = torch.topk(end_probs, cfg.end_n_top, dim=1)  # B M N
+        weighted_start = torch.einsum("btd,bt->bd", h, start_probs)
+        cls_logits = self.qa_head.answer_logits(h, weighted_start, cls_index)
+        return Output(
+            last_hidden_state=h, start_logits=start_logits, start_top_log_probs=start_top, start_top_index=start_idx,
+            end_top_log_probs=end_top.reshape(B, -1), end_top_index=end_idx.reshape(B, -1), cls_logits=cls_logits)

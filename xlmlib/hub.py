@@ -1,0 +1,78 @@
+"""Resolve a model name or path to local files: a path, the local HF cache, or (optionally) a download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Legacy hub names now live under an organisation; the cache may hold either spelling.
+_ORGS = ("FacebookAI", "facebook")
+
+
+def cache_dirs() -> list[Path]:
+    """Where the HF cache may be, in the order huggingface_hub itself uses."""
+    dirs = []
+    if os.environ.get("HF_HUB_CACHE"):
+        dirs.append(Path(os.environ["HF_HUB_CACHE"]))
+    if os.environ.get("HF_HOME"):
+        dirs.append(Path(os.environ["HF_HOME"]) / "hub")
+    xdg = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    dirs.append(Path(xdg) / "huggingface" / "hub")
+    return list(dict.fromkeys(dirs))
+
+
+def _repo_ids(name: str) -> list[str]:
+    return [name] if "/" in name else [name] + [f"{org}/{name}" for org in _ORGS]
+
+
+def _snapshot(repo_dir: Path, revision: str) -> Path | None:
+    ref = repo_dir / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snap = repo_dir / "snapshots" / commit
+    return snap if snap.is_dir() else None
+
+
+def find_in_cache(name: str, revision: str = "main") -> tuple[Path | None, list[Path]]:
+    """The cached snapshot folder of `name`, and every folder looked at."""
+    looked = []
+    for cache in cache_dirs():
+        for repo_id in _repo_ids(name):
+            repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
+            looked.append(repo_dir)
+            snap = _snapshot(repo_dir, revision) if repo_dir.is_dir() else None
+            if snap is not None:
+                return snap, looked
+    return None, looked
+
+
+def _download(name: str, revision: str) -> Path | None:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        return None
+    for repo_id in _repo_ids(name):
+        try:
+            return Path(snapshot_download(repo_id, revision=revision))
+        except Exception:  # noqa: BLE001 - any hub failure means "not available"; the caller reports where it looked
+            continue
+    return None
+
+
+def resolve(src, revision: str = "main") -> Path:
+    """A local file or folder for `src`: an existing path, a cached hub snapshot, or a fresh download."""
+    path = Path(os.fspath(src)).expanduser()
+    if path.exists():
+        return path
+    name = os.fspath(src)
+    snap, looked = find_in_cache(name, revision)
+    if snap is None:
+        snap = _download(name, revision)
+    if snap is not None:
+        return snap
+    where = "\n  ".join(str(p) for p in looked)
+    raise FileNotFoundError(
+        f"{name!r} is neither a local path nor in the Hugging Face cache. Looked in:\n  {where}\n"
+        "Provide a local directory (config.json + model.safetensors, or a fairseq/XLM checkpoint), set HF_HUB_CACHE "
+        "to a cache that holds it, or install huggingface_hub (pip install 'xlmlib[hub]') while online.")

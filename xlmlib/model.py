@@ -1,0 +1,295 @@
+"""The encoder shared by XLM, XLM-R and XLM-R XL/XXL.
+
+Shape legend: B batch, T tokens in this call, S tokens attended (cached + new), D model width,
+H attention heads, K head width (D / H), F feed-forward width, V vocabulary, C choices.
+
+Everything family-specific is a ModelConfig value: post- or pre-LayerNorm (pre_norm), embedding
+LayerNorm (embed_norm), position numbering (position_offset), zeroed padding rows (zero_pad_rows),
+language and token-type tables (n_langs / use_lang_emb / type_vocab_size).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+@dataclass
+class Output:
+    """What every model returns; fields that mean nothing for a model stay None."""
+
+    last_hidden_state: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    pooled: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None
+    end_logits: torch.Tensor | None = None
+    cache: KVCache | None = None
+    # Beam-search span prediction (QuestionAnsweringBeam without labels).
+    start_top_log_probs: torch.Tensor | None = None
+    start_top_index: torch.Tensor | None = None
+    end_top_log_probs: torch.Tensor | None = None
+    end_top_index: torch.Tensor | None = None
+    cls_logits: torch.Tensor | None = None
+
+
+class KVCache:
+    """Keys and values of earlier tokens, per layer, for one-token-at-a-time decoding."""
+
+    def __init__(self):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[2] if self.keys else 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer in self.keys:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep the rows named by index (beam search)."""
+        for layer in self.keys:
+            self.keys[layer] = self.keys[layer].index_select(0, index)
+            self.values[layer] = self.values[layer].index_select(0, index)
+
+
+def sinusoidal_table(n_positions: int, dim: int) -> torch.Tensor:
+    """XLM's fixed table: angle p / 10000^(2*floor(j/2)/D), sin on even j, cos on odd j (computed in float64)."""
+    pos = torch.arange(n_positions, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.where(j.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float()
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.tokens = nn.Embedding(cfg.vocab_size, cfg.dim, padding_idx=cfg.pad_index)
+        # XLM-R reserves position row offset-1 for padding (HF padding_idx=1); XLM's table has no padding row.
+        pos_pad = cfg.position_offset - 1 if cfg.position_offset else None
+        self.positions = nn.Embedding(cfg.max_positions, cfg.dim, padding_idx=pos_pad)
+        if cfg.sinusoidal:
+            self.positions.weight.requires_grad_(False)
+        self.langs = nn.Embedding(cfg.n_langs, cfg.dim) if cfg.has_lang_emb else None
+        self.token_types = nn.Embedding(cfg.type_vocab_size, cfg.dim) if cfg.type_vocab_size else None
+        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps) if cfg.embed_norm else None
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, input_ids, positions, langs, token_type_ids):
+        x = self.tokens(input_ids)
+        if self.token_types is not None:
+            types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+            x = x + self.token_types(types)
+        elif token_type_ids is not None:
+            # modeling_xlm quirk: XLM has no token-type table and adds the *word* vectors of the type ids.
+            x = x + self.tokens(token_type_ids)
+        x = x + self.positions(positions)
+        if self.langs is not None and langs is not None:
+            x = x + self.langs(langs)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.dropout(x)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.layer, self.n_heads, self.p_drop = layer, cfg.n_heads, cfg.attention_dropout
+        self.q_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.k_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.v_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.out_proj = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, x, bias, cache: KVCache | None = None):
+        B, T, D = x.shape
+        split = (B, T, self.n_heads, D // self.n_heads)
+        q = self.q_proj(x).view(split).transpose(1, 2)  # B H T K
+        k = self.k_proj(x).view(split).transpose(1, 2)
+        v = self.v_proj(x).view(split).transpose(1, 2)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)  # B H S K
+        p = self.p_drop if self.training else 0.0
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+        return self.out_proj(ctx.transpose(1, 2).reshape(B, T, D))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.dim, cfg.ffn_dim)
+        self.fc2 = nn.Linear(cfg.ffn_dim, cfg.dim)
+        self.act = F.gelu if cfg.activation == "gelu" else F.relu
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: ModelConfig, index: int):
+        super().__init__()
+        self.pre_norm = cfg.pre_norm
+        self.attn = SelfAttention(cfg, index)
+        self.attn_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.ffn = FeedForward(cfg)
+        self.ffn_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, bias, cache=None):
+        if self.pre_norm:  # XLM-R XL/XXL (modeling_xlm_roberta_xl)
+            x = x + self.dropout(self.attn(self.attn_norm(x), bias, cache))
+            return x + self.dropout(self.ffn(self.ffn_norm(x)))
+        x = self.attn_norm(x + self.dropout(self.attn(x, bias, cache)))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+
+class Transformer(nn.Module):
+    """Embeddings + layers (+ final norm for pre-LN). Task models in heads.py extend this class, so the
+    parameter names stay `embed.*`, `layers.{i}.*`, `final_norm` for every model."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embed = Embeddings(config)
+        self.layers = nn.ModuleList(Layer(config, i) for i in range(config.n_layers))
+        self.final_norm = nn.LayerNorm(config.dim, eps=config.norm_eps) if config.pre_norm else None
+        self.causal = config.causal
+        self.gradient_checkpointing = False
+        self._warned_langs = False
+
+    def encode(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+               output_hidden_states=False, cache: KVCache | None = None):
+        """Run the encoder; returns (last hidden state B T D, hidden states or None)."""
+        cfg = self.config
+        past = cache.length if cache is not None else 0
+        keep = self._key_mask(input_ids, attention_mask, past)  # B S (True = attend)
+        if positions is None:
+            positions = self._default_positions(input_ids, past)
+        langs = self._check_inputs(input_ids, langs, positions, token_type_ids)
+        x = self.embed(input_ids, positions, langs, token_type_ids)
+        row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows else None
+        if row_mask is not None:
+            x = x * row_mask
+        bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
+        hidden = [x] if output_hidden_states else None
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                x = torch.utils.checkpoint.checkpoint(layer, x, bias, cache, use_reentrant=False)
+            else:
+                x = layer(x, bias, cache)
+            if row_mask is not None:
+                x = x * row_mask
+            if hidden is not None:
+                hidden.append(x)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+            if hidden is not None:  # as modeling_xlm_roberta_xl: the last entry is after the final norm
+                hidden[-1] = x
+        return x, (tuple(hidden) if hidden is not None else None)
+
+    def _key_mask(self, input_ids, attention_mask, past):
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, tokens), got {tuple(input_ids.shape)}")
+        if attention_mask is None:
+            # Unlike HF XLM-R (which then attends to pads), padding is never attended by default.
+            keep = input_ids != self.config.pad_index
+            if past:
+                keep = torch.cat([keep.new_ones(keep.shape[0], past), keep], dim=1)
+            return keep
+        expected = (input_ids.shape[0], past + input_ids.shape[1])
+        if tuple(attention_mask.shape) != expected:
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {expected}")
+        return attention_mask.bool()
+
+    def _default_positions(self, input_ids, past):
+        offset = self.config.position_offset
+        if offset:
+            # modeling_xlm_roberta create_position_ids_from_input_ids: real tokens count from offset, pads sit at offset-1.
+            real = (input_ids != self.config.pad_index).long()
+            return (torch.cumsum(real, dim=1) + past) * real + (offset - 1)
+        return torch.arange(past, past + input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+
+    def _attention_bias(self, keep, n_new, past, dtype):
+        """Additive mask B 1 T S: 0 where attention is allowed, the dtype's minimum elsewhere (as HF)."""
+        allowed = keep[:, None, None, :]
+        if self.causal:
+            q = torch.arange(past, past + n_new, device=keep.device)[:, None]
+            k = torch.arange(keep.shape[1], device=keep.device)[None, :]
+            allowed = allowed & (k <= q)
+        elif not torch.compiler.is_compiling() and bool(keep.all()):
+            return None  # nothing to mask: let SDPA pick its fastest kernel
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=keep.device)
+        return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+
+    def _check_inputs(self, input_ids, langs, positions, token_type_ids):
+        cfg = self.config
+        if not torch.compiler.is_compiling():
+            _check_range("input_ids", input_ids, cfg.vocab_size, "vocabulary size")
+            top = int(positions.max()) if positions.numel() else 0
+            if top >= cfg.max_positions:
+                raise ValueError(
+                    f"input is too long: position {top} needs more than the {cfg.max_positions} rows of the position "
+                    f"table; this model takes at most {cfg.max_tokens} tokens (position offset {cfg.position_offset})")
+            if token_type_ids is not None:
+                limit = cfg.type_vocab_size or cfg.vocab_size
+                _check_range("token_type_ids", token_type_ids, limit, "token-type table size")
+        return self._langs_tensor(input_ids, langs)
+
+    def _langs_tensor(self, input_ids, langs):
+        cfg = self.config
+        if not cfg.has_lang_emb:
+            if langs is not None and not self._warned_langs:
+                self._warned_langs = True
+                warnings.warn("this model has no language embeddings; `langs` is ignored", stacklevel=4)
+            return None
+        if langs is None:
+            codes = ", ".join(f"{c}={i}" for i, c in enumerate(cfg.langs)) or f"0..{cfg.n_langs - 1}"
+            raise ValueError(f"this model has language embeddings and needs `langs` (language ids: {codes})")
+        langs = torch.as_tensor(langs, device=input_ids.device)
+        if langs.dim() < 2:  # one id for everything, or one per sequence
+            langs = langs.reshape(-1, 1).expand_as(input_ids)
+        if not torch.compiler.is_compiling():
+            _check_range("langs", langs, cfg.n_langs, "number of languages")
+        return langs
+
+
+def _check_range(name, ids, limit, what):
+    if ids.numel() == 0:
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= limit:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{name} contains {bad}, outside [0, {limit - 1}] ({what} {limit})")
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """Initialisation for modules that do not come from a checkpoint (new models, new heads)."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=std)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def fill_sinusoidal(embed: Embeddings) -> None:
+    with torch.no_grad():
+        embed.positions.weight.copy_(sinusoidal_table(*embed.positions.weight.shape))
