@@ -2,7 +2,15 @@
 
 from .checkpoint import CheckpointError
 from .config import ModelConfig, list_presets
-from .heads import CausalLM, Encoder, MaskedLM, MultipleChoice, QuestionAnswering, SequenceClassifier, TokenClassifier
+from .heads import (
+    CausalLM,
+    Encoder,
+    MaskedLM,
+    MultipleChoice,
+    QuestionAnswering,
+    SequenceClassifier,
+    TokenClassifier,
+)
 from .heads_qa import QuestionAnsweringBeam
 from .model import KVCache, Output
 

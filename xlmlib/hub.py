@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 # Legacy hub names now live under an organisation; the cache may hold either spelling.
 _ORGS = ("FacebookAI", "facebook")
@@ -55,8 +58,8 @@ def _download(name: str, revision: str) -> Path | None:
     for repo_id in _repo_ids(name):
         try:
             return Path(snapshot_download(repo_id, revision=revision))
-        except Exception:  # noqa: BLE001 - any hub failure means "not available"; the caller reports where it looked
-            continue
+        except Exception as err:  # noqa: BLE001 - any hub failure means "not available here"
+            logger.debug("download of %s failed: %s", repo_id, err)
     return None
 
 

@@ -16,17 +16,17 @@ XLM_LANGS = {"de": 0, "en": 1, "fr": 2}
 
 
 def xlm_config(**over):
-    base = dict(vocab_size=VOCAB, emb_dim=DIM, n_layers=LAYERS, n_heads=HEADS, max_position_embeddings=64,
-                n_langs=3, use_lang_emb=True, lang2id=XLM_LANGS, id2lang={v: k for k, v in XLM_LANGS.items()},
-                num_labels=3, start_n_top=3, end_n_top=2)
+    base = {"vocab_size": VOCAB, "emb_dim": DIM, "n_layers": LAYERS, "n_heads": HEADS, "max_position_embeddings": 64,
+            "n_langs": 3, "use_lang_emb": True, "lang2id": XLM_LANGS, "id2lang": {v: k for k, v in XLM_LANGS.items()},
+            "num_labels": 3, "start_n_top": 3, "end_n_top": 2}
     base.update(over)
     return transformers.XLMConfig(**base)
 
 
 def roberta_config(xl=False, **over):
-    base = dict(vocab_size=VOCAB, hidden_size=DIM, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                intermediate_size=4 * DIM, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
-                bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, num_labels=3)
+    base = {"vocab_size": VOCAB, "hidden_size": DIM, "num_hidden_layers": LAYERS, "num_attention_heads": HEADS,
+            "intermediate_size": 4 * DIM, "max_position_embeddings": 40, "type_vocab_size": 1, "pad_token_id": 1,
+            "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5, "num_labels": 3}
     base.update(over)
     cls = transformers.XLMRobertaXLConfig if xl else transformers.XLMRobertaConfig
     return cls(**base)

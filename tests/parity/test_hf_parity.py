@@ -194,7 +194,7 @@ def test_saved_as_hf_loads_in_transformers(tmp_path, family, hf_class, our_class
             p.add_(torch.randn_like(p) * 0.05)
     ours.save_pretrained(tmp_path / "out", format="hf")
     back = getattr(transformers, hf_class).from_pretrained(tmp_path / "out").eval()
-    common, ids, mask = _inputs(family, our_class, "right", ours.config.pad_index)
+    common, _, _ = _inputs(family, our_class, "right", ours.config.pad_index)
     with torch.no_grad():
         a = ours(**common, output_hidden_states=True)
         b = back(**common, output_hidden_states=True)

@@ -100,7 +100,7 @@ def _read_hf(path: Path, meta: dict) -> Checkpoint:
 
 def _strip_base(config: ModelConfig, weights) -> list[str]:
     prefix = table_for(config).base_prefix
-    return [k[len(prefix):] if k.startswith(prefix) else k for k in weights]
+    return [k.removeprefix(prefix) for k in weights]
 
 
 def load_model(cls, src, *, dtype=None, device=None, head_options=None):
