@@ -92,21 +92,21 @@ def _units(eligible: torch.Tensor, word_ids: torch.Tensor | None) -> tuple[torch
     return unit, uniq.numel()
 
 
-def _choose_units(n_units, config, unit_weights, generator, device) -> torch.Tensor:
+def _choose_units(n_units, config, unit_weights, generator) -> torch.Tensor:
     """Bool (n_units,) of chosen units: Bernoulli(p), or exactly ceil(p·n) drawn without replacement."""
     if n_units == 0:
-        return torch.zeros(0, dtype=torch.bool, device=device)
+        return torch.zeros(0, dtype=torch.bool)
     p = config.mlm_probability
     if unit_weights is None and not config.exact_count:
-        return torch.rand(n_units, generator=generator, device=device) < p
-    weights = torch.ones(n_units, dtype=torch.float64) if unit_weights is None else unit_weights.cpu()
+        return torch.rand(n_units, generator=generator) < p
+    weights = torch.ones(n_units, dtype=torch.float64) if unit_weights is None else unit_weights
     # XLM mask_out takes ceil(p·n) with n counting pads too; in its bptt streams there are no pads, so
     # counting eligible units gives the same number there and the configured rate everywhere else.
     k = min(math.ceil(p * n_units), int((weights > 0).sum()))
     chosen = torch.zeros(n_units, dtype=torch.bool)
     if k > 0:
         chosen[torch.multinomial(weights, k, replacement=False, generator=generator)] = True
-    return chosen.to(device)
+    return chosen
 
 
 def _unit_weights(input_ids, unit, n_units, token_weights) -> torch.Tensor | None:
@@ -114,42 +114,17 @@ def _unit_weights(input_ids, unit, n_units, token_weights) -> torch.Tensor | Non
     if token_weights is None:
         return None
     sel = unit >= 0
-    w = token_weights.to(torch.float64).cpu()[input_ids[sel].cpu()]
-    total = torch.zeros(n_units, dtype=torch.float64).index_add_(0, unit[sel].cpu(), w)
-    size = torch.zeros(n_units, dtype=torch.float64).index_add_(0, unit[sel].cpu(), torch.ones_like(w))
+    w = token_weights.to(torch.float64).cpu()[input_ids[sel]]
+    total = torch.zeros(n_units, dtype=torch.float64).index_add_(0, unit[sel], w)
+    size = torch.zeros(n_units, dtype=torch.float64).index_add_(0, unit[sel], torch.ones_like(w))
     return total / size.clamp(min=1)
 
 
-def mask_tokens(
-    input_ids: torch.Tensor,
-    config: MaskingConfig,
-    *,
-    generator: torch.Generator | None = None,
-    token_weights: torch.Tensor | None = None,
-    word_ids: torch.Tensor | None = None,
-) -> MaskedBatch:
-    """Choose positions to predict and corrupt them 80/10/10 (mask / random / keep).
-
-    token_weights: (V,) scores from `frequency_weights` → XLM's frequency-smoothed sampling of exactly
-      ceil(p·n) positions; None → Bernoulli(p) per unit (or exact uniform with config.exact_count).
-    word_ids: (B, T) long, the word each token belongs to within its row, -1 for none (specials, pads).
-      Under it a word is chosen, and corrupted, as one unit (the tokenizers' word_ids, so it works for
-      SentencePiece and BPE alike rather than by BERT's "##" prefix).
-    Pads, config.special_ids and the mask id are never predicted. XLM also never predicts the first
-    row (pred_mask[0] = 0); there it is a framing `</s>`, which special_ids covers.
-    """
-    device = input_ids.device
-    forbidden = torch.tensor(config.never_predicted, device=device)
-    eligible = ~torch.isin(input_ids, forbidden)
-    unit, n_units = _units(eligible, word_ids)
-    weights = _unit_weights(input_ids, unit, n_units, token_weights)
-    chosen = _choose_units(n_units, config, weights, generator, device)
-    in_unit = unit >= 0
-    pred_mask = torch.zeros_like(eligible)
-    pred_mask[in_unit] = chosen[unit[in_unit]]
-
+def _corrupt(input_ids, pred_mask, unit, n_units, config, generator) -> torch.Tensor:
+    """Apply the (mask, random, keep) split to the predicted positions."""
     # One draw per unit decides mask / random / keep, so a whole word is corrupted the same way.
-    u = torch.rand(n_units, generator=generator, device=device)
+    in_unit = unit >= 0
+    u = torch.rand(n_units, generator=generator)
     u_tok = torch.ones_like(input_ids, dtype=torch.float)
     u_tok[in_unit] = u[unit[in_unit]].float()
     to_mask = pred_mask & (u_tok < config.split[0])
@@ -158,14 +133,52 @@ def mask_tokens(
     # Random replacements come from the non-special vocabulary. XLM draws uniformly over all n_words,
     # specials included (formats.md §5); we exclude them so a "random" token never looks like framing,
     # padding or <mask>, which would teach the model a signal that real inputs never carry.
-    keep = torch.ones(config.vocab_size, dtype=torch.bool)
-    keep[list(config.never_predicted)] = False
-    candidates = torch.nonzero(keep).squeeze(1).to(device)
-    draws = torch.randint(len(candidates), input_ids.shape, generator=generator, device=device)
+    allowed = torch.ones(config.vocab_size, dtype=torch.bool)
+    allowed[list(config.never_predicted)] = False
+    candidates = torch.nonzero(allowed).squeeze(1)
+    draws = torch.randint(len(candidates), input_ids.shape, generator=generator)
     corrupted = torch.where(to_random, candidates[draws], input_ids)
-    corrupted = corrupted.masked_fill(to_mask, config.mask_id)
+    return corrupted.masked_fill(to_mask, config.mask_id)
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    config: MaskingConfig,
+    *,
+    generator: torch.Generator | None = None,
+    token_weights: torch.Tensor | None = None,
+    word_ids: torch.Tensor | Sequence[Sequence[int | None]] | None = None,
+) -> MaskedBatch:
+    """Choose positions to predict and corrupt them 80/10/10 (mask / random / keep).
+
+    token_weights: (V,) scores from `frequency_weights` → XLM's frequency-smoothed sampling of exactly
+      ceil(p·n) positions; None → Bernoulli(p) per unit (or exact uniform with config.exact_count).
+    word_ids: (B, T) long, the word each token belongs to within its row, -1 (or None in nested lists,
+      as tokenizers return them) for none (specials, pads).
+      Under it a word is chosen, and corrupted, as one unit (the tokenizers' word_ids, so it works for
+      SentencePiece and BPE alike rather than by BERT's "##" prefix).
+    Pads, config.special_ids and the mask id are never predicted. XLM also never predicts the first
+    row (pred_mask[0] = 0); there it is a framing `</s>`, which special_ids covers.
+    The draws are made on the CPU (where a data pipeline's generator lives); outputs return to
+    input_ids' device.
+    """
+    device, input_ids = input_ids.device, input_ids.cpu()
+    if isinstance(word_ids, torch.Tensor):
+        word_ids = word_ids.cpu()
+    elif word_ids is not None:
+        word_ids = torch.tensor([[-1 if w is None else w for w in row] for row in word_ids], dtype=torch.long)
+    forbidden = torch.tensor(config.never_predicted)
+    eligible = ~torch.isin(input_ids, forbidden)
+    unit, n_units = _units(eligible, word_ids)
+    weights = _unit_weights(input_ids, unit, n_units, token_weights)
+    chosen = _choose_units(n_units, config, weights, generator)
+    in_unit = unit >= 0
+    pred_mask = torch.zeros_like(eligible)
+    pred_mask[in_unit] = chosen[unit[in_unit]]
+
+    corrupted = _corrupt(input_ids, pred_mask, unit, n_units, config, generator)
     labels = input_ids.masked_fill(~pred_mask, IGNORE_INDEX)
-    return MaskedBatch(corrupted, labels, pred_mask)
+    return MaskedBatch(corrupted.to(device), labels.to(device), pred_mask.to(device))
 
 
 class LMLoss(NamedTuple):

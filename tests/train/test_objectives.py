@@ -246,3 +246,13 @@ def test_language_sampler_frequencies_and_determinism():
         assert _within(draws.count(lang) / len(draws), p, len(draws))
     again = LanguageSampler({"en": 1000, "sw": 10, "fr": 100}, 0.3, seed=1)  # dict order does not matter
     assert [again.sample(s, 3) for s in range(50, 60)] == [sampler.sample(s, 3) for s in range(50, 60)]
+
+
+def test_word_ids_as_tokenizer_lists_with_none_equal_the_tensor_form():
+    x = _batch(seed=13, rows=4, width=20, pad_tail=0)
+    word_ids = _words(13, 4, 20)
+    as_lists = [[None if w < 0 else w for w in row] for row in word_ids.tolist()]
+    a = mask_tokens(x, XLM_CFG, generator=torch.Generator().manual_seed(8), word_ids=word_ids)
+    b = mask_tokens(x, XLM_CFG, generator=torch.Generator().manual_seed(8), word_ids=as_lists)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert a.pred_mask.any()

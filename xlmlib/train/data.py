@@ -242,6 +242,9 @@ class TokenWindows:
         """(batch_size, seq_len) long: the windows of global step `step` (epochs follow one another)."""
         return torch.from_numpy(np.stack([self.window(int(k)) for k in self._order(step)]))
 
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.iterate(0)
+
     def iterate(self, start_step: int = 0) -> Iterator[torch.Tensor]:
         """Batches from start_step on, without end."""
         step = start_step
