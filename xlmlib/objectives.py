@@ -100,8 +100,10 @@ def _choose_units(n_units, config, unit_weights, generator) -> torch.Tensor:
     if unit_weights is None and not config.exact_count:
         return torch.rand(n_units, generator=generator) < p
     weights = torch.ones(n_units, dtype=torch.float64) if unit_weights is None else unit_weights
-    # XLM mask_out takes ceil(p·n) with n counting pads too; in its bptt streams there are no pads, so
-    # counting eligible units gives the same number there and the configured rate everywhere else.
+    # XLM mask_out takes ceil(p·n) with n counting every position, pads and </s> included (they just have
+    # weight 0). We count eligible units, so p is the rate over predictable tokens; in XLM's bptt streams
+    # (no pads, one </s> per sentence) XLM predicts slightly more than p of the real tokens.
+    # torch.multinomial caps the categories at 2**24, far above a batch's B·T.
     k = min(math.ceil(p * n_units), int((weights > 0).sum()))
     chosen = torch.zeros(n_units, dtype=torch.bool)
     if k > 0:
