@@ -1,0 +1,1 @@
+"""Training: corpora (data.py); the trainer and fine-tuning live beside it."""
