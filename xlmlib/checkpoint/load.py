@@ -34,6 +34,7 @@ class Checkpoint:
     config: ModelConfig
     state: dict[str, torch.Tensor]  # our parameter names
     source: str
+    format: str  # "xlmlib", "hf", ...
     head_options: dict = field(default_factory=dict)
 
 
@@ -86,7 +87,7 @@ def _read_xlmlib(path: Path, meta: dict) -> Checkpoint:
     if meta["xlmlib_format"] != XLMLIB_FORMAT:
         raise CheckpointError(f"{path}/config.json: xlmlib_format {meta['xlmlib_format']} is not {XLMLIB_FORMAT}")
     config = ModelConfig.from_dict(meta["model"])
-    return Checkpoint(config, read_weights(path), str(path), dict(meta.get("head_options", {})))
+    return Checkpoint(config, read_weights(path), str(path), "xlmlib", dict(meta.get("head_options", {})))
 
 
 def _read_hf(path: Path, meta: dict) -> Checkpoint:
@@ -95,7 +96,7 @@ def _read_hf(path: Path, meta: dict) -> Checkpoint:
     config = config_from_hf(meta, weights.keys(), source)
     archs = meta.get("architectures") or [guess_architecture(config, _strip_base(config, weights))]
     state = to_internal(table_for(config), weights, config.n_layers, archs[0], source)
-    return Checkpoint(config, state, source)
+    return Checkpoint(config, state, source, f"hf ({archs[0]})")
 
 
 def _strip_base(config: ModelConfig, weights) -> list[str]:
