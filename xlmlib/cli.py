@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("xlmlib: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - one clear line for users; --debug shows the traceback
+    except Exception as err:  # one clear line for users; --debug shows the traceback
         if args.debug:
             raise
         print(f"xlmlib {args.verb}: error: {err}", file=sys.stderr)
