@@ -31,10 +31,99 @@ def _run_info(args) -> int:
     return 0
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name")
+    p.add_argument("--lang", default=None, help="language code (models with language embeddings)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when present)")
+
+
+def _configure_fill_mask(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("text", help="text with <mask> (XLM-R) or <special1> (XLM)")
+    p.add_argument("--top-k", type=int, default=5)
+
+
+def _run_fill_mask(args) -> int:
+    from .api import fill_mask, load
+
+    model, tok = load(args.model, task="masked-lm", device=args.device)
+    _need_tokenizer(tok, args.model)
+    for k, candidates in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k, lang=args.lang)):
+        print(f"mask {k + 1}:")
+        for c in candidates:
+            print(f"  {c['score']:.4f}  {c['token']!r:<16} {c['text']}")
+    return 0
+
+
+def _configure_embed(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("--input", required=True, help="text file, one sentence per line")
+    p.add_argument("--output", required=True, help="where to write the vectors (.npy)")
+    p.add_argument("--pooling", choices=("mean", "cls"), default="mean")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-normalize", action="store_true", help="keep raw vectors (default: unit length)")
+
+
+def _run_embed(args) -> int:
+    import numpy as np
+
+    from .api import embed, load
+    from .checkpoint.save import atomic_path
+
+    model, tok = load(args.model, task="encoder", device=args.device)
+    _need_tokenizer(tok, args.model)
+    with open(args.input, encoding="utf-8") as fh:
+        lines = [line.rstrip("\n") for line in fh]
+    vectors = embed(model, tok, lines, pooling=args.pooling, normalize=not args.no_normalize,
+                    batch_size=args.batch_size, lang=args.lang).numpy()
+    with atomic_path(args.output) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, vectors)
+    print(f"wrote {vectors.shape[0]} vectors of size {vectors.shape[1]} to {args.output}")
+    return 0
+
+
+def _configure_generate(p: argparse.ArgumentParser) -> None:
+    _model_args(p)
+    p.add_argument("prompt")
+    p.add_argument("--max-new-tokens", type=int, default=20)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None)
+
+
+def _run_generate(args) -> int:
+    from .api import generate, load
+
+    model, tok = load(args.model, task="causal-lm", device=args.device)
+    _need_tokenizer(tok, args.model)
+    text = generate(model, tok, args.prompt, lang=args.lang, max_new_tokens=args.max_new_tokens,
+                    do_sample=args.sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    num_beams=args.num_beams, seed=args.seed)[0]
+    print(args.prompt + (" " if text and not text.startswith(" ") else "") + text)
+    return 0
+
+
+def _need_tokenizer(tok, src) -> None:
+    if tok is None:
+        raise FileNotFoundError(f"no tokenizer files beside {src}")
+
+
 # verb -> (help with an example, configure(parser), run(args) -> exit code)
 VERBS = {
     "info": ("show a checkpoint's architecture, size, languages and format\n  example: xlmlib info ./xlmr-base",
              _configure_info, _run_info),
+    "fill-mask": ("rank candidates for every mask in a text\n"
+                  "  example: xlmlib fill-mask --model ./xlmr-base \"Paris is the <mask> of France.\"",
+                  _configure_fill_mask, _run_fill_mask),
+    "embed": ("write one sentence vector per input line to a .npy file\n"
+              "  example: xlmlib embed --model ./xlmr-base --input sents.txt --output vectors.npy",
+              _configure_embed, _run_embed),
+    "generate": ("continue a prompt with a causal LM (KV cache; greedy, sampling or beam search)\n"
+                 "  example: xlmlib generate --model ./xlm-clm-enfr-1024 --lang en \"The weather is\"",
+                 _configure_generate, _run_generate),
 }
 
 

@@ -1,0 +1,148 @@
+"""Small conveniences over the classes: load a model with its tokenizer, fill masks, embed sentences,
+generate text."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from tqdm.auto import tqdm
+
+from . import heads, heads_qa, hub
+from .generate import GenerationConfig, generate_ids
+
+logger = logging.getLogger(__name__)
+
+TASKS = {
+    "encoder": heads.Encoder, "masked-lm": heads.MaskedLM, "causal-lm": heads.CausalLM,
+    "sequence-classification": heads.SequenceClassifier, "token-classification": heads.TokenClassifier,
+    "question-answering": heads.QuestionAnswering, "question-answering-beam": heads_qa.QuestionAnsweringBeam,
+    "multiple-choice": heads.MultipleChoice,
+}
+
+
+def _device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load(src, task: str = "masked-lm", *, dtype=None, device=None, **head_options):
+    """(model, tokenizer) for any source from_pretrained accepts; device="auto" picks CUDA when present.
+    The tokenizer is None (with a warning) when no tokenizer files lie beside the weights."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    model = TASKS[task].from_pretrained(src, dtype=dtype, device=_device(device), **head_options)
+    from .tokenize import Tokenizer
+
+    path = hub.resolve(src)
+    folder = path if path.is_dir() else path.parent
+    try:
+        tok = Tokenizer.from_pretrained(folder)
+    except FileNotFoundError as err:
+        logger.warning("no tokenizer loaded for %s: %s", src, err)
+        tok = None
+    return model, tok
+
+
+def _lang_kwargs(model, lang):
+    if not model.config.has_lang_emb:
+        return {}
+    if lang is None:
+        raise ValueError(f"this model needs a language: pass lang= one of {', '.join(model.config.langs)}")
+    return {"lang": lang}
+
+
+def _surface(tok, token_id: int) -> str:
+    """How a vocabulary entry reads in running text (SentencePiece's ▁ is a space, BPE's </w> ends a word)."""
+    piece = tok.id_to_token(token_id)
+    return piece.replace("\u2581", " ").replace("</w>", "")
+
+
+def _fill(text: str, mask: str, k: int, surface: str) -> str:
+    """Replace the k-th mask of text by surface, keeping exactly one space where the text or the piece has one
+    (fairseq's and transformers' fill-mask drop the space before a ▁ piece)."""
+    start = -1
+    for _ in range(k + 1):
+        start = text.index(mask, start + 1)
+    before, after = text[:start], text[start + len(mask):]
+    if surface.startswith(" ") and (not before or before[-1].isspace()):
+        surface = surface[1:]
+    return before + surface + after
+
+
+@torch.no_grad()
+def fill_mask(model, tok, text: str, top_k: int = 5, lang: str | None = None) -> list[list[dict]]:
+    """For every mask token in text (XLM-R `<mask>`, XLM `<special1>`), the top_k candidates in order:
+    dicts with token, id, score (probability) and the filled text."""
+    mask = tok.id_to_token(tok.mask_id)
+    if mask not in text:
+        raise ValueError(f"no mask token {mask!r} in the text")
+    batch = tok([text], **_lang_kwargs(model, lang))
+    device = next(model.parameters()).device
+    ids = batch["input_ids"].to(device)
+    kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
+    logits = model(ids, attention_mask=batch["attention_mask"].to(device), **kwargs).logits[0]
+    results = []
+    for k, position in enumerate((ids[0] == tok.mask_id).nonzero().flatten().tolist()):
+        probs = logits[position].float().softmax(-1)
+        scores, candidates = probs.topk(top_k)
+        results.append([
+            {"token": tok.id_to_token(i), "id": i, "score": s, "text": _fill(text, mask, k, _surface(tok, i))}
+            for s, i in zip(scores.tolist(), candidates.tolist())])
+    return results
+
+
+@torch.no_grad()
+def embed(model, tok, texts, *, pooling: str = "mean", normalize: bool = True, batch_size: int = 32,
+          lang: str | None = None, progress: bool | None = None) -> torch.Tensor:
+    """Sentence vectors (N D). Texts are sorted by length and batched so little compute goes to padding;
+    the result comes back in input order."""
+    if pooling not in ("mean", "cls"):
+        raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    device = next(model.parameters()).device
+    show = progress if progress is not None else len(texts) > 10 * batch_size
+    out = torch.empty(len(texts), model.config.dim)
+    for start in tqdm(range(0, len(texts), batch_size), disable=not show, desc="embed", unit="batch"):
+        index = order[start:start + batch_size]
+        batch = tok([texts[i] for i in index], **_lang_kwargs(model, lang))
+        mask = batch["attention_mask"].to(device)
+        kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
+        h = model(batch["input_ids"].to(device), attention_mask=mask, **kwargs).last_hidden_state.float()
+        if pooling == "cls":
+            vec = h[:, 0]
+        else:
+            m = mask[..., None].to(h.dtype)
+            vec = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        if normalize:
+            vec = torch.nn.functional.normalize(vec, dim=-1)
+        out[index] = vec.cpu()
+    return out
+
+
+def generate(model, tok, prompt, *, lang: str | None = None, **options) -> list[str]:
+    """Continue one prompt or a list of prompts (left-padded into one batch); options are GenerationConfig
+    fields (max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, length_penalty, eos_token_id,
+    seed). Returns the new text of each prompt."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    encoded = [tok.encode(p)[:-1] for p in prompts]  # drop </s>: the continuation follows the prompt
+    width = max(len(e) for e in encoded)
+    pad = model.config.pad_index
+    ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
+    mask = (torch.arange(width)[None] >= torch.tensor([width - len(e) for e in encoded])[:, None]).long()
+    options.setdefault("eos_token_id", model.config.eos_index)
+    options.setdefault("pad_token_id", pad)
+    langs = None
+    if model.config.has_lang_emb:
+        _lang_kwargs(model, lang)
+        if lang not in model.config.lang2id:
+            raise ValueError(f"unknown language {lang!r}; this model knows: {', '.join(model.config.langs)}")
+        langs = model.config.lang2id[lang]
+    device = next(model.parameters()).device
+    out = generate_ids(model, ids.to(device), mask.to(device), langs, GenerationConfig(**options))
+    return [tok.decode(row[width:].tolist(), skip_special_tokens=True) for row in out.cpu()]
+
+
+__all__ = ["TASKS", "embed", "fill_mask", "generate", "load"]
