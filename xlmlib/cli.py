@@ -115,14 +115,14 @@ def _need_tokenizer(tok, src) -> None:
 VERBS = {
     "info": ("show a checkpoint's architecture, size, languages and format\n  example: xlmlib info ./xlmr-base",
              _configure_info, _run_info),
-    "fill-mask": ("rank candidates for every mask in a text\n"
-                  "  example: xlmlib fill-mask --model ./xlmr-base \"Paris is the <mask> of France.\"",
+    "fill-mask": (("rank candidates for every mask in a text\n"
+                  "  example: xlmlib fill-mask --model ./xlmr-base \"Paris is the <mask> of France.\""),
                   _configure_fill_mask, _run_fill_mask),
-    "embed": ("write one sentence vector per input line to a .npy file\n"
-              "  example: xlmlib embed --model ./xlmr-base --input sents.txt --output vectors.npy",
+    "embed": (("write one sentence vector per input line to a .npy file\n"
+              "  example: xlmlib embed --model ./xlmr-base --input sents.txt --output vectors.npy"),
               _configure_embed, _run_embed),
-    "generate": ("continue a prompt with a causal LM (KV cache; greedy, sampling or beam search)\n"
-                 "  example: xlmlib generate --model ./xlm-clm-enfr-1024 --lang en \"The weather is\"",
+    "generate": (("continue a prompt with a causal LM (KV cache; greedy, sampling or beam search)\n"
+                 "  example: xlmlib generate --model ./xlm-clm-enfr-1024 --lang en \"The weather is\""),
                  _configure_generate, _run_generate),
 }
 
