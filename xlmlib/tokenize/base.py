@@ -234,6 +234,7 @@ class BaseTokenizer:
         else:
             rows = self._rows(first, second, langs, return_offsets, max_len, strategy)
             ids, mask = _pad_rows([r[0] for r in rows], self.pad_id, pad_to)
+        rows = rows if return_offsets else None
         return self._finish(ids, mask, rows, first, second, langs, return_tensors, single)
 
     def _rows(self, first, second, langs, with_offsets, max_len, strategy):
