@@ -16,6 +16,11 @@ TATOEBA_TO_XLM = {"ara": "ar", "bul": "bg", "deu": "de", "ell": "el", "eng": "en
                   "cmn": "zh"}
 
 
+@pytest.fixture(scope="session")
+def tatoeba_to_xlm() -> dict[str, str]:
+    return dict(TATOEBA_TO_XLM)
+
+
 def read_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split("\n")[:-1]
 

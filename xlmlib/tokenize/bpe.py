@@ -102,17 +102,20 @@ def read_vocab_json(path: Path) -> dict[str, int]:
 def read_fastbpe_vocab(path: Path, max_vocab: int | None = None) -> dict[str, int]:
     """A released `vocab_*` file as transformers' vocab.json mapping (see the module docstring)."""
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    seen = set(SPECIAL_TOKENS)
+    seen, next_id = set(SPECIAL_TOKENS), len(SPECIAL_TOKENS)
     for line in _open_text(path).split("\n"):
         fields = line.rstrip().split()
         # Whitespace tokens such as "\xa0" split into one field and are skipped, as in XLM.
         if "\u2028" in line or len(fields) != 2 or not fields[1].isdigit() or fields[0] in seen:
             continue
-        if max_vocab is not None and len(vocab) >= max_vocab:
+        if max_vocab is not None and next_id >= max_vocab:
             break
         word = fields[0]
         seen.add(word)
-        vocab[word.replace("@@", "") if "@@" in word else word + END] = len(vocab)
+        # Two words can share a vocab.json key (a bare "@@" becomes ""); as in transformers'
+        # conversion (a dict built in id order) the later id wins, and ids stay the Dictionary's.
+        vocab[word.replace("@@", "") if "@@" in word else word + END] = next_id
+        next_id += 1
     return vocab
 
 

@@ -204,8 +204,7 @@ class XLMTokenizer(BaseTokenizer):
 
     # -- public helpers ------------------------------------------------------------------------
     def tokenize(self, text: str, lang: str | None = None) -> list[str]:
-        return [self.id_to_token(i) if i < len(SPECIAL_TOKENS) else p
-                for i, p in zip(*self._ids_and_pieces(text, lang))]
+        return self._ids_and_pieces(text, lang)[1]
 
     def _ids_and_pieces(self, text, lang):
         check_text(text)
