@@ -1,0 +1,173 @@
+"""XLM-R tokenizer: SentencePiece pieces with fairseq's dictionary ids.
+
+fairseq's Dictionary puts <s>=0, <pad>=1, </s>=2, <unk>=3 first and then the lines of dict.txt, which
+follow the SentencePiece vocabulary from its fourth piece on; so a SentencePiece id i >= 3 becomes
+i + 1, SentencePiece's <unk> (0) becomes 3, and the masked-LM task appends <mask> after the last piece
+(formats.md sections 3 and 4). Text is encoded by sentencepiece itself, the library fairseq trained
+XLM-R with, so ids match it exactly.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import sentencepiece
+
+from .base import CONFIG_NAME, BaseTokenizer, atomic_write, check_text, read_json, write_json
+
+SPM_FILE = "sentencepiece.bpe.model"
+MASK = "<mask>"
+SPECIALS = {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>"}
+# The SentencePiece ids of <unk>, <s>, </s> that the fairseq alignment above assumes.
+_SPM_LAYOUT = ("<unk>", "<s>", "</s>")
+
+
+class XLMRTokenizer(BaseTokenizer):
+    """SentencePiece + fairseq ids. `<mask>` in the text is the mask token and, like transformers'
+    XLMRobertaTokenizer (whose <mask> AddedToken has lstrip=True), it absorbs the whitespace before it."""
+
+    bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
+    pair_middle = (2, 2)  # <s> A </s></s> B </s>
+    # 514 position rows, ids start at pad + 1 = 2, so 512 tokens fit, specials included (formats.md 3).
+    model_max_length = 512
+    lang2id = None
+
+    def __init__(self, model_file, *, model_max_length: int = 512):
+        path = Path(model_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"missing SentencePiece model file: {path}")
+        self._model_bytes = path.read_bytes()
+        self.sp = sentencepiece.SentencePieceProcessor()
+        try:
+            self.sp.LoadFromSerializedProto(self._model_bytes)
+        except (RuntimeError, OSError, TypeError) as err:
+            raise ValueError(f"corrupt SentencePiece model file {path}: {err}") from None
+        layout = tuple(self.sp.id_to_piece(i) for i in range(min(3, self.sp.get_piece_size())))
+        if layout != _SPM_LAYOUT:
+            raise ValueError(f"{path}: expected SentencePiece ids 0-2 to be {_SPM_LAYOUT}, found {layout}")
+        self.model_file = path
+        self.model_max_length = int(model_max_length)
+        self.mask_id = self.sp.get_piece_size() + 1
+        self.vocab_size = self.sp.get_piece_size() + 2
+
+    # -- loading and saving ---------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, src, **kwargs) -> "XLMRTokenizer":
+        src = Path(src)
+        if src.is_file():
+            return cls(src, **kwargs)
+        config = read_json(src / CONFIG_NAME) if (src / CONFIG_NAME).is_file() else {}
+        max_len = config.get("model_max_length", 512)
+        # transformers writes a huge sentinel when no limit is known; XLM-R's limit is 512.
+        kwargs.setdefault("model_max_length", max_len if max_len <= 4096 else 512)
+        return cls(src / SPM_FILE, **kwargs)
+
+    def save_pretrained(self, directory) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(directory / SPM_FILE, self._model_bytes)
+        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRTokenizer",
+                                             "model_max_length": self.model_max_length})
+        return directory
+
+    # -- ids ------------------------------------------------------------------------------------
+    def _to_model_ids(self, spm_ids: list[int]) -> list[int]:
+        return [i + 1 if i else self.unk_id for i in spm_ids]
+
+    def _encode_one(self, text: str, lang=None, with_offsets: bool = False):
+        check_text(text)
+        if MASK not in text:
+            return self._encode_segment(text, 0, with_offsets)
+        ids, spans, base = [], [] if with_offsets else None, 0
+        parts = text.split(MASK)
+        for k, part in enumerate(parts):
+            # lstrip on <mask>: whitespace before a mask belongs to no token.
+            segment = part.rstrip() if k < len(parts) - 1 else part
+            seg_ids, seg_spans = self._encode_segment(segment, base, with_offsets)
+            ids += seg_ids
+            if with_offsets:
+                spans += seg_spans
+            base += len(part)
+            if k < len(parts) - 1:
+                ids.append(self.mask_id)
+                if with_offsets:
+                    spans.append((base, base + len(MASK)))
+                base += len(MASK)
+        return ids, spans
+
+    def _encode_segment(self, text: str, base: int, with_offsets: bool):
+        if not with_offsets:
+            return self._to_model_ids(self.sp.encode(text)), None
+        out = self.sp.encode_as_offset_mapping(text)
+        spans = []
+        for piece, (start, end) in zip(out["pieces"], out["offsets"]):
+            if piece != "\u2581" and piece.startswith("\u2581"):
+                # SentencePiece counts the space a "▁" stands for into the piece; report the word only.
+                while start < end and text[start].isspace():
+                    start += 1
+            spans.append((base + start, base + end))
+        return self._to_model_ids(out["ids"]), spans
+
+    def _encode_flat(self, texts, langs):
+        plain = [MASK not in t for t in texts]
+        if all(plain):
+            rows = self.sp.encode(texts)  # one C++ call over the batch, multi-threaded
+        else:
+            rows = [self.sp.encode(t) if p else None for t, p in zip(texts, plain)]
+        lens = np.fromiter(map(len, (r if r is not None else () for r in rows)), dtype=np.int64, count=len(rows))
+        flat = np.fromiter(chain.from_iterable(r for r in rows if r is not None), dtype=np.int64)
+        flat += 1
+        flat[flat == 1] = self.unk_id
+        if all(plain):
+            return flat, lens
+        # Texts with <mask> go through the slow path; splice their ids back in order.
+        pieces, start = [], 0
+        for k, r in enumerate(rows):
+            if r is None:
+                own = np.asarray(self._encode_one(texts[k])[0], dtype=np.int64)
+                lens[k] = own.size
+                pieces.append(own)
+            else:
+                pieces.append(flat[start:start + len(r)])
+                start += len(r)
+        return np.concatenate(pieces) if pieces else flat, lens
+
+    # -- public helpers ------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[str]:
+        ids, _ = self._encode_one(text)
+        return [self.id_to_token(i) for i in ids]
+
+    def encode(self, text: str, text_pair: str | None = None) -> list[int]:
+        return self(text, text_pair, return_tensors=None, truncation=False, padding=False)["input_ids"]
+
+    def id_to_token(self, i: int) -> str:
+        i = int(i)
+        if i in SPECIALS:
+            return SPECIALS[i]
+        if i == self.mask_id:
+            return MASK
+        if not 0 <= i < self.vocab_size:
+            raise IndexError(f"id {i} outside the vocabulary (size {self.vocab_size})")
+        return self.sp.id_to_piece(i - 1)
+
+    def token_to_id(self, token: str) -> int:
+        for i, s in SPECIALS.items():
+            if s == token:
+                return i
+        if token == MASK:
+            return self.mask_id
+        spm_id = self.sp.piece_to_id(token)
+        return spm_id + 1 if spm_id else self.unk_id
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """Pieces joined, "▁" read as a space, outer spaces stripped (fairseq's sentencepiece decode)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        special = set(SPECIALS) | {self.mask_id}
+        pieces = [self.id_to_token(i) for i in ids if not (skip_special_tokens and int(i) in special)]
+        return "".join(pieces).replace("\u2581", " ").strip()
+
+    def __repr__(self) -> str:
+        return f"XLMRTokenizer({str(self.model_file)!r}, vocab_size={self.vocab_size})"
