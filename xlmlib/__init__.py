@@ -1,5 +1,6 @@
 """xlmlib: XLM and XLM-RoBERTa in plain PyTorch."""
 
+from .api import embed, fill_mask, generate, load
 from .checkpoint import CheckpointError
 from .config import ModelConfig, list_presets
 from .heads import (
@@ -13,11 +14,13 @@ from .heads import (
 )
 from .heads_qa import QuestionAnsweringBeam
 from .model import KVCache, Output
+from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CausalLM", "CheckpointError", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
-    "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "__version__",
-    "list_presets",
+    "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "Tokenizer",
+    "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "embed", "fill_mask", "generate",
+    "learn_bpe", "list_presets", "load",
 ]

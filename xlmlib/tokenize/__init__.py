@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .. import hub
 from .base import CONFIG_NAME, Batch, align_labels, read_json
 from .bpe import convert_fastbpe, learn_bpe
 from .xlm import XLMTokenizer
@@ -27,7 +26,7 @@ class Tokenizer:
         """`src`: a sentencepiece .model file, or a folder holding our saved layout, a transformers
         tokenizer folder (vocab.json + merges.txt, or sentencepiece.bpe.model), or the released XLM
         codes_* + vocab_* files."""
-        src = Path(src)
+        src = hub.resolve(src)  # a path, or a hub name found in the local HF cache
         if src.is_file():
             if src.suffix == ".model":
                 return XLMRTokenizer(src, **kwargs)
@@ -44,4 +43,4 @@ class Tokenizer:
             f"{src}: no tokenizer found (looked for {CONFIG_NAME}, {SPM_FILE}, vocab.json + merges.txt, codes_* + vocab_*)")
 
 
-__all__ = ["Batch", "Tokenizer", "XLMTokenizer", "XLMRTokenizer", "align_labels", "convert_fastbpe", "learn_bpe"]
+__all__ = ["Batch", "Tokenizer", "XLMRTokenizer", "XLMTokenizer", "align_labels", "convert_fastbpe", "learn_bpe"]

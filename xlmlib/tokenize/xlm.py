@@ -14,7 +14,15 @@ from pathlib import Path
 
 from . import align, moses
 from .base import CONFIG_NAME, BaseTokenizer, check_text, read_json, write_json
-from .bpe import BPE, END, SPECIAL_TOKENS, read_fastbpe_vocab, read_merges, read_vocab_json, write_vocab_and_merges
+from .bpe import (
+    BPE,
+    END,
+    SPECIAL_TOKENS,
+    read_fastbpe_vocab,
+    read_merges,
+    read_vocab_json,
+    write_vocab_and_merges,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +70,7 @@ class XLMTokenizer(BaseTokenizer):
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, src, **overrides) -> "XLMTokenizer":
+    def from_pretrained(cls, src, **overrides) -> XLMTokenizer:
         """A folder with vocab.json + merges.txt (ours or transformers'), or released codes_*/vocab_*."""
         src = Path(src)
         if (src / "vocab.json").is_file() or (src / "merges.txt").is_file():
@@ -73,7 +81,7 @@ class XLMTokenizer(BaseTokenizer):
         return cls._from_release_folder(src, overrides)
 
     @classmethod
-    def _from_release_folder(cls, src: Path, overrides: dict) -> "XLMTokenizer":
+    def _from_release_folder(cls, src: Path, overrides: dict) -> XLMTokenizer:
         names = sorted(p.name[len("codes_"):] for p in src.glob("codes_*"))
         release = overrides.pop("release", None)
         if not names:
@@ -86,7 +94,7 @@ class XLMTokenizer(BaseTokenizer):
         return cls.from_released(src / f"codes_{release}", src / f"vocab_{release}", **overrides)
 
     @classmethod
-    def from_released(cls, codes_file, vocab_file, *, max_vocab=None, **overrides) -> "XLMTokenizer":
+    def from_released(cls, codes_file, vocab_file, *, max_vocab=None, **overrides) -> XLMTokenizer:
         name = Path(codes_file).name[len("codes_"):]
         release = RELEASES.get(name)
         if release is None:
@@ -183,7 +191,7 @@ class XLMTokenizer(BaseTokenizer):
                 pieces += hit[1]
         if not with_offsets:
             return ids, None
-        surfaces = [p[: -len(END)] if p.endswith(END) else p for p in pieces]
+        surfaces = [p.removesuffix(END) for p in pieces]
         lowercase = self.do_lowercase_and_remove_accent
         return ids, align.token_spans(text, surfaces, lang or self.default_lang, lowercase)
 

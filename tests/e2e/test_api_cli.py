@@ -1,0 +1,104 @@
+"""The Python API and every inference CLI verb, on a tiny random model that uses the real XLM-R
+SentencePiece vocabulary (shared assets) and was saved with save_pretrained next to its tokenizer."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import xlmlib
+from xlmlib.api import _fill
+
+VOCAB = 250002  # XLM-R's fairseq ids: 250000 pieces + 4 specials - 3 shared + <mask> (formats.md section 3)
+
+
+@pytest.fixture(scope="module")
+def xlmr_dir(tmp_path_factory, assets):
+    folder = tmp_path_factory.mktemp("tiny-xlmr")
+    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(
+        n_layers=1, dim=16, n_heads=2, ffn_dim=32, dropout=0.0, attention_dropout=0.0)
+    assert cfg.vocab_size == VOCAB
+    torch.manual_seed(0)
+    model = xlmlib.CausalLM(cfg)
+    model.reset_parameters()
+    model.save_pretrained(folder)
+    xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(folder)
+    return folder
+
+
+def test_load_gives_model_and_tokenizer(xlmr_dir):
+    model, tok = xlmlib.load(xlmr_dir, task="masked-lm", device="auto")
+    assert isinstance(model, xlmlib.MaskedLM) and tok.vocab_size == VOCAB
+    assert model(**tok(["Hello world", "x"])).logits.shape[:2] == (2, 4)
+    with pytest.raises(ValueError, match="unknown task 'summarize'"):
+        xlmlib.load(xlmr_dir, task="summarize")
+
+
+def test_fill_mask_ranks_candidates_and_keeps_spacing(xlmr_dir):
+    model, tok = xlmlib.load(xlmr_dir, task="masked-lm")
+    result = xlmlib.fill_mask(model, tok, "Paris is the <mask> of France.", top_k=3)
+    assert len(result) == 1 and len(result[0]) == 3
+    scores = [c["score"] for c in result[0]]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
+    for cand in result[0]:
+        assert cand["text"].startswith("Paris is the ") and cand["text"].endswith(" of France.")
+    with pytest.raises(ValueError, match="no mask token '<mask>'"):
+        xlmlib.fill_mask(model, tok, "no mask here")
+
+
+def test_filled_word_pieces_keep_their_space():
+    """The fairseq / transformers bug (FS#1306): 'is<mask>' filled with '▁Jennifer' must read 'is Jennifer'."""
+    assert _fill("My name is<mask>.", "<mask>", 0, " Jennifer") == "My name is Jennifer."
+    assert _fill("My name is <mask>.", "<mask>", 0, " Jennifer") == "My name is Jennifer."
+    assert _fill("<mask> went home", "<mask>", 0, " She") == "She went home"
+    assert _fill("a <mask> b <mask>", "<mask>", 1, " c") == "a <mask> b c"
+
+
+def test_embed_batches_by_length_and_keeps_order(xlmr_dir):
+    model, tok = xlmlib.load(xlmr_dir, task="encoder")
+    texts = ["a much longer sentence than the others here", "short", "middle length one"]
+    vecs = xlmlib.embed(model, tok, texts, batch_size=2)
+    one_by_one = torch.cat([xlmlib.embed(model, tok, [t]) for t in texts])
+    torch.testing.assert_close(vecs, one_by_one, atol=1e-5, rtol=0)
+    torch.testing.assert_close(vecs.norm(dim=-1), torch.ones(3))
+    assert xlmlib.embed(model, tok, texts, pooling="cls", normalize=False).shape == (3, 16)
+
+
+def test_generate_continues_prompts(xlmr_dir):
+    model, tok = xlmlib.load(xlmr_dir, task="causal-lm")
+    texts = xlmlib.generate(model, tok, ["Hello world", "A"], max_new_tokens=5)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert texts == xlmlib.generate(model, tok, ["Hello world", "A"], max_new_tokens=5)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], capture_output=True, text=True,
+                          check=False, timeout=300)
+
+
+def test_cli_verbs(xlmr_dir, tmp_path):
+    info = run_cli("info", xlmr_dir)
+    assert info.returncode == 0, info.stderr
+    assert "vocabulary:  250002" in info.stdout and "format:      xlmlib" in info.stdout
+    fill = run_cli("fill-mask", "--model", xlmr_dir, "Paris is the <mask> of France.", "--top-k", "2")
+    assert fill.returncode == 0, fill.stderr
+    assert fill.stdout.count("Paris is the ") == 2
+    (tmp_path / "in.txt").write_text("first line\nsecond line\nthird\n", encoding="utf-8")
+    emb = run_cli("embed", "--model", xlmr_dir, "--input", tmp_path / "in.txt", "--output", tmp_path / "v.npy")
+    assert emb.returncode == 0, emb.stderr
+    assert np.load(tmp_path / "v.npy").shape == (3, 16)
+    gen = run_cli("generate", "--model", xlmr_dir, "Hello", "--max-new-tokens", "3")
+    assert gen.returncode == 0 and gen.stdout.startswith("Hello"), gen.stderr
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path):
+    bad = run_cli("info", tmp_path / "missing")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("xlmlib info: error: ") and "Traceback" not in bad.stderr
+    debug = run_cli("--debug", "info", tmp_path / "missing")
+    assert "Traceback" in debug.stderr
+    for verb in ("info", "fill-mask", "embed", "generate"):
+        helped = run_cli(verb, "--help")
+        assert helped.returncode == 0 and "example: xlmlib " + verb in helped.stdout
