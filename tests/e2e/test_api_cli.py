@@ -1,8 +1,10 @@
 """The Python API and every inference CLI verb, on a tiny random model that uses the real XLM-R
 SentencePiece vocabulary (shared assets) and was saved with save_pretrained next to its tokenizer."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,9 +75,13 @@ def test_generate_continues_prompts(xlmr_dir):
     assert texts == xlmlib.generate(model, tok, ["Hello world", "A"], max_new_tokens=5)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def run_cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, whatever is installed
     return subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], capture_output=True, text=True,
-                          check=False, timeout=300)
+                          check=False, timeout=300, env=env)
 
 
 def test_cli_verbs(xlmr_dir, tmp_path):
