@@ -113,17 +113,36 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.dim)
         self.out_proj = nn.Linear(cfg.dim, cfg.dim)
 
-    def forward(self, x, bias, cache: KVCache | None = None):
-        B, T, D = x.shape
+    def forward(self, x, bias, cache: KVCache | None = None, packing: Packing | None = None):
+        """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if packing is not None:
+            q, k, v = packing.unpack(q), packing.unpack(k), packing.unpack(v)
+        B, T, D = q.shape
         split = (B, T, self.n_heads, D // self.n_heads)
-        q = self.q_proj(x).view(split).transpose(1, 2)  # B H T K
-        k = self.k_proj(x).view(split).transpose(1, 2)
-        v = self.v_proj(x).view(split).transpose(1, 2)
+        q, k, v = (t.view(split).transpose(1, 2) for t in (q, k, v))  # B H T K
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # B H S K
         p = self.p_drop if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
-        return self.out_proj(ctx.transpose(1, 2).reshape(B, T, D))
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p).transpose(1, 2).reshape(B, T, D)
+        return self.out_proj(packing.pack(ctx) if packing is not None else ctx)
+
+
+class Packing:
+    """Where the real tokens of a padded B T batch sit. Dense parts (projections, FFN, LayerNorm) run on
+    the N real tokens only; attention scatters them back into the grid, where the mask keeps pads out."""
+
+    def __init__(self, keep: torch.Tensor):
+        self.B, self.T = keep.shape
+        self.index = keep.reshape(-1).nonzero().squeeze(1)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.B * self.T, -1).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """N D -> B T D with zeros at the padded positions."""
+        out = x.new_zeros(self.B * self.T, x.shape[-1])
+        return out.index_copy(0, self.index, x).view(self.B, self.T, -1)
 
 
 class FeedForward(nn.Module):
@@ -147,11 +166,11 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, bias, cache=None):
+    def forward(self, x, bias, cache=None, packing=None):
         if self.pre_norm:  # XLM-R XL/XXL (modeling_xlm_roberta_xl)
-            x = x + self.dropout(self.attn(self.attn_norm(x), bias, cache))
+            x = x + self.dropout(self.attn(self.attn_norm(x), bias, cache, packing))
             return x + self.dropout(self.ffn(self.ffn_norm(x)))
-        x = self.attn_norm(x + self.dropout(self.attn(x, bias, cache)))
+        x = self.attn_norm(x + self.dropout(self.attn(x, bias, cache, packing)))
         return self.ffn_norm(x + self.dropout(self.ffn(x)))
 
 
@@ -167,6 +186,9 @@ class Transformer(nn.Module):
         self.final_norm = nn.LayerNorm(config.dim, eps=config.norm_eps) if config.pre_norm else None
         self.causal = config.causal
         self.gradient_checkpointing = False
+        # Skip padding in the dense parts (see Packing). Real tokens are unchanged (<= 1e-5); padded rows
+        # come out as zeros instead of the reference's unused values. False gives the reference layout.
+        self.skip_padding = True
         self._warned_langs = False
 
     def encode(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
@@ -179,16 +201,19 @@ class Transformer(nn.Module):
             positions = self._default_positions(input_ids, past)
         langs = self._check_inputs(input_ids, langs, positions, token_type_ids)
         x = self.embed(input_ids, positions, langs, token_type_ids)
-        row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows else None
-        if row_mask is not None:
+        packing = self._packing(keep, cache)
+        row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows and packing is None else None
+        if packing is not None:
+            x = packing.pack(x)  # N D: zeroing pad rows is moot, they are gone
+        elif row_mask is not None:
             x = x * row_mask
         bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(layer, x, bias, cache, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, bias, cache, packing, use_reentrant=False)
             else:
-                x = layer(x, bias, cache)
+                x = layer(x, bias, cache, packing)
             if row_mask is not None:
                 x = x * row_mask
             if hidden is not None:
@@ -197,7 +222,16 @@ class Transformer(nn.Module):
             x = self.final_norm(x)
             if hidden is not None:  # as modeling_xlm_roberta_xl: the last entry is after the final norm
                 hidden[-1] = x
+        if packing is not None:
+            x = packing.unpack(x)
+            hidden = [packing.unpack(h) for h in hidden] if hidden is not None else None
         return x, (tuple(hidden) if hidden is not None else None)
+
+    def _packing(self, keep, cache):
+        """A Packing when padding is worth skipping: eager mode (shapes depend on the data), no cache."""
+        if not self.skip_padding or cache is not None or torch.compiler.is_compiling() or bool(keep.all()):
+            return None
+        return Packing(keep)
 
     def _key_mask(self, input_ids, attention_mask, past):
         if input_ids.dim() != 2:

@@ -76,7 +76,7 @@ def _labels(family, our_class, ids, mask):
     if our_class is xlmlib.Encoder:
         return None, {}
     if our_class is xlmlib.MaskedLM:
-        lab = torch.where(torch.rand(B, T, generator=g) < 0.4, ids, torch.full_like(ids, -100))
+        lab = torch.where((torch.rand(B, T, generator=g) < 0.4) & (mask == 1), ids, torch.full_like(ids, -100))
         return lab, {"labels": lab}
     if our_class is xlmlib.CausalLM:
         lab = ids.masked_fill(mask == 0, -100)
@@ -122,11 +122,11 @@ def _grads_internal(ref, ours, arch):
     return to_internal(table_for(ours.config), grads, ours.config.n_layers, arch, "reference gradients")
 
 
-def _objective(loss, last_hidden, pooled):
-    """The loss, or for the bare encoder a fixed function of its outputs, to take gradients of."""
+def _objective(loss, last_hidden, pooled, real):
+    """The loss, or for the bare encoder a fixed function of its real-token outputs, to take gradients of."""
     if loss is not None:
         return loss
-    return (last_hidden ** 2).sum() + (pooled.sum() if pooled is not None else 0)
+    return (last_hidden[real] ** 2).sum() + (pooled.sum() if pooled is not None else 0)
 
 
 def _check(case_id, pairs):
@@ -139,31 +139,49 @@ def _check(case_id, pairs):
     WORST[case_id] = max(WORST.get(case_id, 0.0), worst)
 
 
+def _comparable(pairs, real, our_class, padding, all_rows):
+    """With all_rows, every output; otherwise per-token outputs on real tokens, plus sequence-level outputs
+    and losses that read no padded row (those rows are zeros on our padding-skipping path and unused values
+    in the reference): none with left padding (they read row 0), and no span loss (its softmax covers pads)."""
+    if all_rows:
+        return pairs, True
+    sequence_ok = padding == "right" and our_class not in (xlmlib.QuestionAnswering, xlmlib.QuestionAnsweringBeam)
+    kept = []
+    for name, a, b in pairs:
+        if a.dim() >= 2 and tuple(a.shape[:2]) == tuple(real.shape):
+            kept.append((name, a[real], b[real]))
+        elif sequence_ok:
+            kept.append((name, a, b))
+    return kept, sequence_ok
+
+
+@pytest.mark.parametrize("skip_padding", [False, True], ids=["reference-layout", "skip-padding"])
 @pytest.mark.parametrize("padding", ["right", "left"])
 @pytest.mark.parametrize("family,hf_class,our_class", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_outputs_losses_and_gradients_match(tmp_path, family, hf_class, our_class, padding):
+def test_outputs_losses_and_gradients_match(tmp_path, family, hf_class, our_class, padding, skip_padding):
     if family == "xlm-causal" and padding == "left":
         pytest.skip("HF's XLM causal mask attends left pads (modeling_xlm get_masks); we never attend pads, "
                     "see tests/unit/test_model.py::test_causal_left_padding_equals_unpadded")
     ref = build(hf_class, _config(family, our_class), tmp_path)
     ours = our_class.from_pretrained(tmp_path)
+    ours.skip_padding = skip_padding
     assert ours.new_weights == ()
-    pad_id = ours.config.pad_index
-    common, ids, mask = _inputs(family, our_class, padding, pad_id)
+    common, ids, mask = _inputs(family, our_class, padding, ours.config.pad_index)
     labels, ref_labels = _labels(family, our_class, ids, mask)
     extra = {"cls_index": ref_labels["cls_index"]} if "cls_index" in ref_labels else {}
     out = ours(**common, labels=labels, output_hidden_states=True, **extra)
     ref_out = ref(**common, **ref_labels, output_hidden_states=True)
-    pairs = _pairs(our_class, out, ref_out)
-    if family.endswith("causal") and padding == "left":
-        # A left pad under the causal mask sees no real key; HF and we fill such rows differently, and
-        # nothing reads them (they are never attended and carry label -100), so compare real tokens only.
-        real = mask.bool()
-        pairs = [(n, a[real] if a.dim() > 1 else a, b[real] if b.dim() > 1 else b) for n, a, b in pairs]
-    _check(f"{hf_class}/{padding}", pairs)
-    _objective(out.loss, out.last_hidden_state, out.pooled).backward()
+    real = common["attention_mask"].reshape(-1, ids.shape[-1]).bool()
+    # A left pad under the causal mask sees no real key; HF and we fill such rows differently, and nothing
+    # reads them (never attended, label -100), so causal left padding compares real tokens only.
+    all_rows = not skip_padding and not (family.endswith("causal") and padding == "left")
+    pairs, compare_loss = _comparable(_pairs(our_class, out, ref_out), real, our_class, padding, all_rows)
+    _check(f"{hf_class}/{padding}" + ("/skip-padding" if skip_padding else ""), pairs)
+    if not compare_loss:
+        return
+    _objective(out.loss, out.last_hidden_state, out.pooled, real).backward()
     _objective(getattr(ref_out, "loss", None), getattr(ref_out, "last_hidden_state", None),
-               getattr(ref_out, "pooler_output", None)).backward()
+               getattr(ref_out, "pooler_output", None), real).backward()
     ref_grads = _grads_internal(ref, ours, hf_class)
     ours_grads = {n: p.grad for n, p in ours.named_parameters() if p.grad is not None}
     assert set(ours_grads) == set(ref_grads)
@@ -194,6 +212,7 @@ def test_saved_as_hf_loads_in_transformers(tmp_path, family, hf_class, our_class
             p.add_(torch.randn_like(p) * 0.05)
     ours.save_pretrained(tmp_path / "out", format="hf")
     back = getattr(transformers, hf_class).from_pretrained(tmp_path / "out").eval()
+    ours.skip_padding = False  # compare every row, padded ones included
     common, _, _ = _inputs(family, our_class, "right", ours.config.pad_index)
     with torch.no_grad():
         a = ours(**common, output_hidden_states=True)

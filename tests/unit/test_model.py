@@ -143,3 +143,30 @@ def test_losses_follow_the_reference_definitions():
     reg = model_of(xlmlib.SequenceClassifier, tiny_xlmr(num_labels=1))
     out = reg(ids, labels=torch.tensor([0.5]))
     torch.testing.assert_close(out.loss, (out.logits.squeeze() - 0.5) ** 2)
+
+
+@pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False)])
+def test_skipping_padding_equals_the_padded_path(make):
+    """The packed path (dense parts on real tokens only) against the reference layout: real-token outputs
+    and every gradient within 1e-5."""
+    cfg = make()
+    torch.manual_seed(1)
+    ids = torch.randint(4, 40, (3, 8))
+    ids[1, 5:], ids[2, 2:] = cfg.pad_index, cfg.pad_index
+    real = ids != cfg.pad_index
+    langs = {"langs": 1} if cfg.has_lang_emb else {}
+    results = []
+    for skip in (False, True):
+        model = model_of(xlmlib.TokenClassifier, cfg, seed=2)
+        model.skip_padding = skip
+        out = model(ids, labels=torch.where(real, ids % 2, -100), output_hidden_states=True, **langs)
+        out.loss.backward()
+        results.append((out, {n: p.grad for n, p in model.named_parameters()}))
+    (ref, ref_grads), (fast, fast_grads) = results
+    for a, b in zip(ref.hidden_states, fast.hidden_states):
+        torch.testing.assert_close(b[real], a[real], atol=1e-5, rtol=0)
+        assert torch.count_nonzero(b[~real]) == 0  # padded rows are zeros on the packed path
+    torch.testing.assert_close(fast.logits[real], ref.logits[real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast.loss, ref.loss, atol=1e-6, rtol=0)
+    for name, g in ref_grads.items():
+        torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-4)
