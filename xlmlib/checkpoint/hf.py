@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..config import ModelConfig
 from .mapping import CheckpointError, Table
 
-_XLM_BASE = (
+XLM_BASE = (
     ("embed.tokens", "embeddings"),
     ("embed.positions", "position_embeddings"),
     ("embed.langs", "lang_embeddings"),
@@ -33,7 +33,7 @@ _XLM_BEAM = (
 )
 HF_XLM = Table(
     name="HF XLM",
-    base=_XLM_BASE,
+    base=XLM_BASE,
     base_prefix="transformer.",
     heads={
         "XLMModel": (),

@@ -1,23 +1,53 @@
 """Reading weight files without ever executing code from them.
 
 Every pickle goes through torch.load(weights_only=True), whose unpickler only builds tensors, plain
-containers and the globals allow-listed by the caller; anything else (os.system, builtins.eval, ...) is
-refused and reported by name. There is no fallback to unrestricted unpickling.
+containers and the globals allow-listed here; anything else (os.system, builtins.eval, ...) is refused
+and reported by name. There is no fallback to unrestricted unpickling.
+
+The allowlist is the narrowest that the public checkpoints need (shared/reference/formats.md section 6):
+argparse.Namespace (fairseq `args`), numpy arrays and scalars (XLM `params['mask_scores']`, pickled
+under numpy 1.x module names `numpy.core.*` or 2.x `numpy._core.*`), and OmegaConf containers (fairseq
+`cfg`), which we never import: inert stand-in classes (stand_ins.py) take their pickled names.
 """
 
 from __future__ import annotations
 
+import argparse
 import pickle
 import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .mapping import CheckpointError
+from .stand_ins import OMEGACONF_GLOBALS
+
+_NP_CORE = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed numpy.core to numpy._core
+# dtype classes numpy >= 1.25 may pickle by name (numpy.dtypes.Float32DType, ...); numeric ones only.
+_NUMERIC_DTYPES = ("Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+                   "Float16", "Float32", "Float64", "Complex64", "Complex128")
 
 
-def load_pickle(path: Path, allowed_globals=()) -> object:
+def _numpy_globals() -> list:
+    out = [np.ndarray, np.dtype]
+    # The (callable, "module.name") form binds the name a file was pickled under to our object.
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        out.append((_NP_CORE.multiarray._reconstruct, f"{module}._reconstruct"))
+        out.append((_NP_CORE.multiarray.scalar, f"{module}.scalar"))
+    dtypes = getattr(np, "dtypes", None)
+    for name in _NUMERIC_DTYPES:
+        cls = getattr(dtypes, f"{name}DType", None)
+        if cls is not None:
+            out.append((cls, f"numpy.dtypes.{name}DType"))
+    return out
+
+
+SAFE_GLOBALS: tuple = (argparse.Namespace, *_numpy_globals(), *OMEGACONF_GLOBALS)
+
+
+def load_pickle(path: Path, allowed_globals=SAFE_GLOBALS) -> object:
     """torch.load with weights_only=True and only `allowed_globals` beyond torch's own safe set."""
     path = Path(path)
     if not path.is_file():
