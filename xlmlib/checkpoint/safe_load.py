@@ -12,6 +12,7 @@ under numpy 1.x module names `numpy.core.*` or 2.x `numpy._core.*`), and OmegaCo
 
 from __future__ import annotations
 
+import _compat_pickle
 import argparse
 import pickle
 import re
@@ -52,15 +53,20 @@ def load_pickle(path: Path, allowed_globals=SAFE_GLOBALS) -> object:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    # torch.save writes a zip (PK..) or, legacy, a pickle that opens with the PROTO opcode 0x80.
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (neither a torch zip nor a pickle)")
     mmap = zipfile.is_zipfile(path)  # the torch zip format maps lazily; the legacy format cannot
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f"it asks for the forbidden global {found.group(1)}" if found else _first_line(err)
+        what = f"it asks for the forbidden global {_global_name(found.group(1))}" if found else _first_line(err)
         raise CheckpointError(f"{path}: refused to unpickle ({what}); nothing from the file was executed") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as err:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
 
 
@@ -76,6 +82,15 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: not a readable safetensors file ({_first_line(err)})") from None
+
+
+def _global_name(name: str) -> str:
+    """torch reports builtins without a module ("eval") and keeps protocol 2's Python 2 module names
+    ("commands.call" for subprocess.call); give the Python 3 name so the culprit is unambiguous."""
+    if "." not in name:
+        return f"builtins.{name}"
+    module, attr = name.rsplit(".", 1)
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{attr}"
 
 
 def _first_line(err: BaseException) -> str:
