@@ -1,6 +1,7 @@
 """xlmlib: XLM and XLM-RoBERTa in plain PyTorch."""
 
 from .checkpoint import CheckpointError
+from .checkpoint.convert import convert
 from .config import ModelConfig, list_presets
 from .heads import (
     CausalLM,
@@ -17,7 +18,7 @@ from .model import KVCache, Output
 __version__ = "0.1.0"
 
 __all__ = [
-    "CausalLM", "CheckpointError", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
+    "CausalLM", "CheckpointError", "convert", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
     "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "__version__",
     "list_presets",
 ]

@@ -15,7 +15,7 @@ import torch
 
 from .. import hub
 from ..config import ModelConfig
-from .hf import guess_architecture, table_for
+from .hf import guess_architecture, table_for, task_for_architecture
 from .hf_config import config_from_hf
 from .fairseq import read_fairseq
 from .mapping import CheckpointError, to_internal
@@ -123,7 +123,7 @@ def _read_xlmlib(path: Path, meta: dict, weights: dict) -> Checkpoint:
     if meta["xlmlib_format"] != XLMLIB_FORMAT:
         raise CheckpointError(f"{path}/config.json: xlmlib_format {meta['xlmlib_format']} is not {XLMLIB_FORMAT}")
     config = ModelConfig.from_dict(meta["model"])
-    return Checkpoint(config, weights, str(path), "xlmlib", dict(meta.get("head_options", {})))
+    return Checkpoint(config, weights, str(path), "xlmlib", dict(meta.get("head_options", {})), meta.get("task"))
 
 
 def _read_hf(path: Path, meta: dict, weights: dict) -> Checkpoint:
@@ -131,7 +131,7 @@ def _read_hf(path: Path, meta: dict, weights: dict) -> Checkpoint:
     config = config_from_hf(meta, weights.keys(), source)
     archs = meta.get("architectures") or [guess_architecture(config, _strip_base(config, weights))]
     state = to_internal(table_for(config), weights, config.n_layers, archs[0], source)
-    return Checkpoint(config, state, source, f"hf ({archs[0]})")
+    return Checkpoint(config, state, source, f"hf ({archs[0]})", task=task_for_architecture(config, archs[0]))
 
 
 def _strip_base(config: ModelConfig, weights) -> list[str]:

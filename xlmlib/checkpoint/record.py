@@ -17,6 +17,8 @@ class Checkpoint:
     source: str
     format: str  # "xlmlib", "hf (<architecture>)", "fairseq", "xlm-pth"
     head_options: dict = field(default_factory=dict)
+    # Our model class the weights were saved from, where the source says (xlmlib / HF architectures).
+    task: str | None = None
     # Tokenizer files found beside the weights (file name to copy under -> path), for convert and Tokenizer.
     tokenizer_files: dict[str, Path] = field(default_factory=dict)
     # Vocabulary stored inside the checkpoint itself (original XLM `dico_id2word`), in id order.
