@@ -147,10 +147,26 @@ def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, hea
     options = dict(head_options or {})
     if cls.__name__ == "Encoder" and "pooler" not in options:
         options["pooler"] = any(k.startswith("pooler.") for k in ckpt.state)
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
     return model.eval()
+
+
+class _SkipRandomInitOnMeta(torch.overrides.TorchFunctionMode):
+    """Random initialisation of meta tensors computes nothing, yet the first normal_ on meta costs about
+    1 s per process (torch loads its meta decomposition; measured with torch 2.13 by
+    scripts/bench_load.py and cProfile), as long as the rest of loading. Skip those calls."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")  # nn.init passes its tensor by keyword
+        if getattr(func, "__name__", "") in _RANDOM_INITS and getattr(target, "is_meta", False):
+            return target
+        return func(*args, **kwargs)
+
+
+_RANDOM_INITS = {"normal_", "uniform_", "trunc_normal_"}
 
 
 def _split_state(model, ckpt: Checkpoint):
