@@ -2,6 +2,7 @@
 
 from .api import embed, fill_mask, generate, load
 from .checkpoint import CheckpointError
+from .checkpoint.convert import convert
 from .config import ModelConfig, list_presets
 from .heads import (
     CausalLM,
@@ -21,6 +22,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CausalLM", "CheckpointError", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
     "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "Tokenizer",
-    "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "embed", "fill_mask", "generate",
+    "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert", "embed", "fill_mask", "generate",
     "learn_bpe", "list_presets", "load",
 ]

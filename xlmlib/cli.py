@@ -111,6 +111,22 @@ def _need_tokenizer(tok, src) -> None:
         raise FileNotFoundError(f"no tokenizer files beside {src}")
 
 
+def _configure_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="model folder, fairseq model.pt, XLM .pth, .safetensors file or hub name")
+    p.add_argument("dst", help="new folder to write (must not exist yet)")
+    p.add_argument("--to", choices=("xlmlib", "hf"), default="xlmlib", help="layout of the written folder")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="dtype of the written weights")
+
+
+def _run_convert(args) -> int:
+    from .checkpoint.convert import convert
+
+    diff = convert(args.src, args.dst, to=args.to, dtype=args.dtype)
+    print(f"wrote {args.dst} ({args.to}, {args.dtype}); max |difference| of outputs on a probe batch: {diff:.3g}")
+    return 0
+
+
 # verb -> (help with an example, configure(parser), run(args) -> exit code)
 VERBS = {
     "info": ("show a checkpoint's architecture, size, languages and format\n  example: xlmlib info ./xlmr-base",
@@ -124,6 +140,9 @@ VERBS = {
     "generate": (("continue a prompt with a causal LM (KV cache; greedy, sampling or beam search)\n"
                  "  example: xlmlib generate --model ./xlm-clm-enfr-1024 --lang en \"The weather is\""),
                  _configure_generate, _run_generate),
+    "convert": (("convert a checkpoint (fairseq, original XLM, HF, xlmlib) to safetensors, then verify it\n"
+                 "  example: xlmlib convert xlmr.large/model.pt ./xlmr-large --to hf --dtype bfloat16"),
+                _configure_convert, _run_convert),
 }
 
 

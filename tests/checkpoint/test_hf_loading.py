@@ -81,7 +81,7 @@ def test_dtype_and_device_arguments(xlmr_mlm):
 def test_missing_files_name_the_file_and_folder(tmp_path, xlmr_mlm):
     _, path = xlmr_mlm
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=f"no config.json in {tmp_path / 'empty'}"):
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'empty'}: expected config.json"):
         xlmlib.MaskedLM.from_pretrained(tmp_path / "empty")
     (path / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=f"no weights in {path}: looked for model.safetensors"):
@@ -168,8 +168,10 @@ def test_hub_name_resolves_through_a_local_cache(tmp_path, xlmr_mlm, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = xlmlib.MaskedLM.from_pretrained("xlm-roberta-base")
     ids, mask = batch(1)
+    real = mask.bool()
     with torch.no_grad():
-        assert (model(ids, attention_mask=mask).logits - ref(input_ids=ids, attention_mask=mask).logits).abs().max() < 1e-5
+        diff = model(ids, attention_mask=mask).logits[real] - ref(input_ids=ids, attention_mask=mask).logits[real]
+    assert diff.abs().max() < 1e-5
 
 
 def test_unknown_hub_name_says_where_it_looked(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..config import ModelConfig
 from .mapping import CheckpointError, Table
 
-_XLM_BASE = (
+XLM_BASE = (
     ("embed.tokens", "embeddings"),
     ("embed.positions", "position_embeddings"),
     ("embed.langs", "lang_embeddings"),
@@ -33,7 +33,7 @@ _XLM_BEAM = (
 )
 HF_XLM = Table(
     name="HF XLM",
-    base=_XLM_BASE,
+    base=XLM_BASE,
     base_prefix="transformer.",
     heads={
         "XLMModel": (),
@@ -148,3 +148,19 @@ def guess_architecture(cfg: ModelConfig, keys) -> str:
     if "classifier.weight" in keys:
         return "XLMForTokenClassification" if cfg.head_style == "xlm" else f"{model}ForTokenClassification"
     return "XLMModel" if cfg.head_style == "xlm" else f"{model}Model"
+
+
+def task_for_architecture(cfg: ModelConfig, architecture: str) -> str | None:
+    """Our class for an HF architecture name (XLMWithLMHeadModel serves both LMs: config.causal decides)."""
+    for task in ("CausalLM", "MaskedLM") if cfg.causal else ("MaskedLM", "CausalLM"):
+        if architecture_for_or_none(cfg, task) == architecture:
+            return task
+    tasks = _TASKS_XLM if cfg.head_style == "xlm" else _TASKS_ROBERTA
+    return next((t for t in tasks if architecture_for_or_none(cfg, t) == architecture), None)
+
+
+def architecture_for_or_none(cfg: ModelConfig, task: str) -> str | None:
+    try:
+        return architecture_for(cfg, task)
+    except CheckpointError:
+        return None

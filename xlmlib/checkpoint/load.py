@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import hub
 from ..config import ModelConfig
-from .hf import guess_architecture, table_for
+from .fairseq import read_fairseq
+from .hf import guess_architecture, table_for, task_for_architecture
 from .hf_config import config_from_hf
 from .mapping import CheckpointError, to_internal
+from .record import Checkpoint
 from .safe_load import load_pickle, load_safetensors
+from .xlm_pth import read_xlm_pth
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +29,11 @@ XLMLIB_FORMAT = 1
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 # Every head module name any task model uses: weights under these belong to some head.
 HEAD_PREFIXES = ("lm_head", "classifier", "qa_outputs", "qa_head", "pooler", "logits_proj")
+# Tokenizer files of HF / xlmlib folders, copied along by convert.
+TOKENIZER_FILES = ("sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.json", "merges.txt", "dict.txt")
 
-
-@dataclass
-class Checkpoint:
-    config: ModelConfig
-    state: dict[str, torch.Tensor]  # our parameter names
-    source: str
-    format: str  # "xlmlib", "hf", ...
-    head_options: dict = field(default_factory=dict)
+__all__ = ["Checkpoint", "load_model", "read_checkpoint"]
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -70,33 +68,70 @@ def _read_json(path: Path) -> dict:
         raise CheckpointError(f"{path}: invalid JSON ({err})") from None
 
 
-def read_checkpoint(src) -> Checkpoint:
+def read_checkpoint(src, *, part: str | None = None) -> Checkpoint:
+    """Read any supported source: an xlmlib/HF folder, a fairseq model.pt (or its folder), an original XLM
+    .pth (or its folder), or a bare .safetensors file with config.json beside it. `part` picks the
+    encoder or decoder of an XLM translation checkpoint."""
     path = hub.resolve(src)
     if path.is_dir():
-        config_path = path / "config.json"
-        if not config_path.is_file():
-            raise FileNotFoundError(f"no config.json in {path} (an xlmlib or HF model folder needs one)")
-        meta = _read_json(config_path)
-        if "xlmlib_format" in meta:
-            return _read_xlmlib(path, meta)
-        return _read_hf(path, meta)
-    raise CheckpointError(f"{path}: cannot tell the checkpoint format of this file (expected a model folder)")
+        if (path / "config.json").is_file():
+            return _read_folder(path, read_weights(path))
+        return _read_pickled(_checkpoint_in(path), part)
+    if path.suffix == ".safetensors":
+        if not (path.parent / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: a bare .safetensors file needs config.json beside it")
+        return _read_folder(path.parent, load_safetensors(path), str(path))
+    return _read_pickled(path, part)
 
 
-def _read_xlmlib(path: Path, meta: dict) -> Checkpoint:
+def _checkpoint_in(folder: Path) -> Path:
+    if (folder / "model.pt").is_file():
+        return folder / "model.pt"
+    pth = sorted(folder.glob("*.pth"))
+    if len(pth) == 1:
+        return pth[0]
+    found = f"several .pth files ({', '.join(p.name for p in pth)})" if pth else "none of them"
+    raise FileNotFoundError(f"{folder}: expected config.json (xlmlib/HF), model.pt (fairseq) or one .pth (XLM); "
+                            f"found {found}")
+
+
+def _read_pickled(path: Path, part: str | None) -> Checkpoint:
+    payload = load_pickle(path)
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (the pickle holds a {type(payload).__name__}, not a dict)")
+    if "params" in payload and ("model" in payload or "encoder" in payload):
+        return read_xlm_pth(path, payload, part)
+    if part is not None:
+        raise CheckpointError(f"{path}: part={part!r} applies only to original XLM translation checkpoints")
+    if "model" in payload and ("args" in payload or "cfg" in payload):
+        return read_fairseq(path, payload)
+    keys = ", ".join(sorted(map(str, payload))[:12])
+    raise CheckpointError(f"{path}: unknown checkpoint format (top-level keys: {keys}); expected fairseq "
+                          "(model + args/cfg) or original XLM (model or encoder/decoder + params)")
+
+
+def _read_folder(path: Path, weights: dict, source: str | None = None) -> Checkpoint:
+    meta = _read_json(path / "config.json")
+    ckpt = _read_xlmlib(path, meta, weights) if "xlmlib_format" in meta else _read_hf(path, meta, weights)
+    if source:
+        ckpt.source = source
+    ckpt.tokenizer_files = {name: path / name for name in TOKENIZER_FILES if (path / name).is_file()}
+    return ckpt
+
+
+def _read_xlmlib(path: Path, meta: dict, weights: dict) -> Checkpoint:
     if meta["xlmlib_format"] != XLMLIB_FORMAT:
         raise CheckpointError(f"{path}/config.json: xlmlib_format {meta['xlmlib_format']} is not {XLMLIB_FORMAT}")
     config = ModelConfig.from_dict(meta["model"])
-    return Checkpoint(config, read_weights(path), str(path), "xlmlib", dict(meta.get("head_options", {})))
+    return Checkpoint(config, weights, str(path), "xlmlib", dict(meta.get("head_options", {})), meta.get("task"))
 
 
-def _read_hf(path: Path, meta: dict) -> Checkpoint:
-    weights = read_weights(path)
+def _read_hf(path: Path, meta: dict, weights: dict) -> Checkpoint:
     source = str(path)
     config = config_from_hf(meta, weights.keys(), source)
     archs = meta.get("architectures") or [guess_architecture(config, _strip_base(config, weights))]
     state = to_internal(table_for(config), weights, config.n_layers, archs[0], source)
-    return Checkpoint(config, state, source, f"hf ({archs[0]})")
+    return Checkpoint(config, state, source, f"hf ({archs[0]})", task=task_for_architecture(config, archs[0]))
 
 
 def _strip_base(config: ModelConfig, weights) -> list[str]:
@@ -105,14 +140,33 @@ def _strip_base(config: ModelConfig, weights) -> list[str]:
 
 
 def load_model(cls, src, *, dtype=None, device=None, head_options=None):
-    ckpt = read_checkpoint(src)
+    return model_from_checkpoint(cls, read_checkpoint(src), dtype=dtype, device=device, head_options=head_options)
+
+
+def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, head_options=None):
     options = dict(head_options or {})
     if cls.__name__ == "Encoder" and "pooler" not in options:
         options["pooler"] = any(k.startswith("pooler.") for k in ckpt.state)
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
     return model.eval()
+
+
+class _SkipRandomInitOnMeta(torch.overrides.TorchFunctionMode):
+    """Random initialisation of meta tensors computes nothing, yet the first normal_ on meta costs about
+    1 s per process (torch loads its meta decomposition; measured with torch 2.13 by
+    scripts/bench_load.py and cProfile), as long as the rest of loading. Skip those calls."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")  # nn.init passes its tensor by keyword
+        if getattr(func, "__name__", "") in _RANDOM_INITS and getattr(target, "is_meta", False):
+            return target
+        return func(*args, **kwargs)
+
+
+_RANDOM_INITS = {"normal_", "uniform_", "trunc_normal_"}
 
 
 def _split_state(model, ckpt: Checkpoint):
