@@ -3,6 +3,8 @@ text under each span normalises to the token's surface; plus the NER label helpe
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ from xlmlib.tokenize.xlm import END
 
 def assert_ordered_inside(text, spans):
     assert all(0 <= s <= e <= len(text) for s, e in spans)
-    assert all(a[0] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 def xlmr_surface_ok(xlmr, text, ids, spans):
@@ -31,7 +33,7 @@ def xlm_surface_ok(tok, text, spans, lang):
     lower = tok.do_lowercase_and_remove_accent
     bad = []
     for piece, (s, e) in zip(tok.tokenize(text, lang=lang), spans):
-        surface = piece[: -len(END)] if piece.endswith(END) else piece
+        surface = piece.removesuffix(END)
         whole = moses.moses_pipeline(text[s:e], lang)
         whole = moses.lowercase_and_remove_accent(whole) if lower else whole
         # Python lowercases a word-final Σ to ς (Final_Sigma), which no single character shows.

@@ -44,4 +44,4 @@ class Tokenizer:
             f"{src}: no tokenizer found (looked for {CONFIG_NAME}, {SPM_FILE}, vocab.json + merges.txt, codes_* + vocab_*)")
 
 
-__all__ = ["Batch", "Tokenizer", "XLMTokenizer", "XLMRTokenizer", "align_labels", "convert_fastbpe", "learn_bpe"]
+__all__ = ["Batch", "Tokenizer", "XLMRTokenizer", "XLMTokenizer", "align_labels", "convert_fastbpe", "learn_bpe"]

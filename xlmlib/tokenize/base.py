@@ -11,8 +11,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -42,7 +43,7 @@ class Batch(dict):
             return getattr(self, key)
         raise KeyError(key)
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.items()}
         offsets = self.offsets.to(device) if isinstance(self.offsets, torch.Tensor) else self.offsets
         return Batch(moved, offsets, self.word_ids)

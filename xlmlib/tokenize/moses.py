@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache
 
 try:  # Python >= 3.11
     from re import _constants as _sre_c
@@ -79,7 +79,7 @@ def _required_chars(pattern: str):
     """A set of characters one of which every match of `pattern` contains, or None if unknown."""
     try:
         parsed = _sre_parse.parse(pattern)
-    except Exception:  # an unparseable pattern is simply always applied
+    except (re.error, ValueError, RecursionError):  # an unparseable pattern is simply always applied
         return None
     return _required(list(parsed))
 
@@ -119,7 +119,7 @@ def _cost(chars) -> tuple:
 
 
 class _Rule:
-    __slots__ = ("regex", "repl", "needs", "substring")
+    __slots__ = ("needs", "regex", "repl", "substring")
 
     def __init__(self, regex, repl):
         self.regex = regex if hasattr(regex, "sub") else re.compile(regex)
@@ -226,12 +226,12 @@ class MosesTokenizer:
         return " ".join(out).split() if changed else out
 
 
-@lru_cache(maxsize=None)
+@cache
 def punct_normalizer(lang: str) -> PunctNormalizer:
     return PunctNormalizer(lang)
 
 
-@lru_cache(maxsize=None)
+@cache
 def moses_tokenizer(lang: str) -> MosesTokenizer:
     return MosesTokenizer(lang)
 

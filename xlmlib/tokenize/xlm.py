@@ -14,7 +14,15 @@ from pathlib import Path
 
 from . import align, moses
 from .base import CONFIG_NAME, BaseTokenizer, check_text, read_json, write_json
-from .bpe import BPE, END, SPECIAL_TOKENS, read_fastbpe_vocab, read_merges, read_vocab_json, write_vocab_and_merges
+from .bpe import (
+    BPE,
+    END,
+    SPECIAL_TOKENS,
+    read_fastbpe_vocab,
+    read_merges,
+    read_vocab_json,
+    write_vocab_and_merges,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +33,10 @@ MLM17 = ["ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "nl", "pl", "pt",
 # without accents; the en-fr and en-de vocabularies are cased (see shared/assets/PROVENANCE.md);
 # the 17-language model has no language embeddings and keeps case (formats.md section 1).
 RELEASES = {
-    "xnli_15": dict(langs=XNLI15, max_vocab=95000, lowercase=True, use_lang_emb=True),
-    "enfr": dict(langs=["en", "fr"], max_vocab=None, lowercase=False, use_lang_emb=True),
-    "ende": dict(langs=["de", "en"], max_vocab=None, lowercase=False, use_lang_emb=True),
-    "xnli_17": dict(langs=MLM17, max_vocab=200000, lowercase=False, use_lang_emb=False),
+    "xnli_15": {"langs": XNLI15, "max_vocab": 95000, "lowercase": True, "use_lang_emb": True},
+    "enfr": {"langs": ["en", "fr"], "max_vocab": None, "lowercase": False, "use_lang_emb": True},
+    "ende": {"langs": ["de", "en"], "max_vocab": None, "lowercase": False, "use_lang_emb": True},
+    "xnli_17": {"langs": MLM17, "max_vocab": 200000, "lowercase": False, "use_lang_emb": False},
 }
 _CACHE_LIMIT = 500_000
 # transformers splits its added tokens (all 14 specials) out of the text before the Moses pipeline,
@@ -62,7 +70,7 @@ class XLMTokenizer(BaseTokenizer):
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, src, **overrides) -> "XLMTokenizer":
+    def from_pretrained(cls, src, **overrides) -> XLMTokenizer:
         """A folder with vocab.json + merges.txt (ours or transformers'), or released codes_*/vocab_*."""
         src = Path(src)
         if (src / "vocab.json").is_file() or (src / "merges.txt").is_file():
@@ -73,7 +81,7 @@ class XLMTokenizer(BaseTokenizer):
         return cls._from_release_folder(src, overrides)
 
     @classmethod
-    def _from_release_folder(cls, src: Path, overrides: dict) -> "XLMTokenizer":
+    def _from_release_folder(cls, src: Path, overrides: dict) -> XLMTokenizer:
         names = sorted(p.name[len("codes_"):] for p in src.glob("codes_*"))
         release = overrides.pop("release", None)
         if not names:
@@ -86,16 +94,16 @@ class XLMTokenizer(BaseTokenizer):
         return cls.from_released(src / f"codes_{release}", src / f"vocab_{release}", **overrides)
 
     @classmethod
-    def from_released(cls, codes_file, vocab_file, *, max_vocab=None, **overrides) -> "XLMTokenizer":
+    def from_released(cls, codes_file, vocab_file, *, max_vocab=None, **overrides) -> XLMTokenizer:
         name = Path(codes_file).name[len("codes_"):]
         release = RELEASES.get(name)
         if release is None:
             logger.warning("unknown XLM release %r: pass lang2id / max_vocab / "
                            "do_lowercase_and_remove_accent explicitly", name)
-            release = dict(langs=None, max_vocab=None, lowercase=True, use_lang_emb=None)
+            release = {"langs": None, "max_vocab": None, "lowercase": True, "use_lang_emb": None}
         langs = release["langs"]
-        kwargs = dict(lang2id=None if langs is None else {lg: i for i, lg in enumerate(langs)},
-                      use_lang_emb=release["use_lang_emb"], do_lowercase_and_remove_accent=release["lowercase"])
+        kwargs = {"lang2id": None if langs is None else {lg: i for i, lg in enumerate(langs)},
+                      "use_lang_emb": release["use_lang_emb"], "do_lowercase_and_remove_accent": release["lowercase"]}
         kwargs.update(overrides)
         vocab = read_fastbpe_vocab(vocab_file, max_vocab or release["max_vocab"])
         return cls(vocab, read_merges(codes_file), **kwargs)
@@ -183,7 +191,7 @@ class XLMTokenizer(BaseTokenizer):
                 pieces += hit[1]
         if not with_offsets:
             return ids, None
-        surfaces = [p[: -len(END)] if p.endswith(END) else p for p in pieces]
+        surfaces = [p.removesuffix(END) for p in pieces]
         lowercase = self.do_lowercase_and_remove_accent
         return ids, align.token_spans(text, surfaces, lang or self.default_lang, lowercase)
 

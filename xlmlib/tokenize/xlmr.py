@@ -54,7 +54,7 @@ class XLMRTokenizer(BaseTokenizer):
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, src, **kwargs) -> "XLMRTokenizer":
+    def from_pretrained(cls, src, **kwargs) -> XLMRTokenizer:
         src = Path(src)
         if src.is_file():
             return cls(src, **kwargs)
