@@ -1,6 +1,7 @@
 """The README's examples run as written: every ```python block in order in one namespace, and every
 `xlmlib ...` line of the bash blocks as a subprocess. Published names ("xlm-roberta-base") resolve to a
-tiny random model with the real XLM-R vocabulary, placed in a Hugging Face cache layout built here."""
+tiny random model with the real XLM-R vocabulary, placed in a Hugging Face cache layout built here; the
+README's "xlm-files" folder and "corpus.txt" are copies of the shared XLM BPE files and Tatoeba lines."""
 
 import os
 import re
@@ -33,6 +34,12 @@ def hub_cache(tmp_path, assets, monkeypatch):
     xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(snapshot)
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0000tiny")
+    xlm_files = tmp_path / "xlm-files"  # a user's folder of released XLM BPE files
+    xlm_files.mkdir()
+    for name in ("codes_xnli_15", "vocab_xnli_15"):
+        (xlm_files / name).write_bytes((assets / "xlm-bpe-fastbpe" / name).read_bytes())
+    french = (assets / "tatoeba-laser-v1" / "tatoeba.fra-eng.fra").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "corpus.txt").write_text("\n".join(french[:200]) + "\n", encoding="utf-8")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)

@@ -13,6 +13,7 @@ with no matched character gets an empty span where it sits.
 from __future__ import annotations
 
 import difflib
+import re
 from functools import lru_cache
 
 from . import moses
@@ -41,32 +42,72 @@ def token_spans(text: str, surfaces: list[str], lang: str, lowercase: bool) -> l
         for p in project_char(char, lang, lowercase):
             projected.append(p)
             source.append(i)
-    joined = "".join(surfaces)
-    matched: list[int | None] = [None] * len(joined)
-    matcher = difflib.SequenceMatcher(None, "".join(projected), joined, autojunk=False)
-    for a, b, size in matcher.get_matching_blocks():
-        for k in range(size):
-            matched[b + k] = source[a + k]
+    proj, joined = "".join(projected), "".join(surfaces)
+    where: list[int | None] = [None] * len(joined)  # token character -> projected position
+    for a, b, size in difflib.SequenceMatcher(None, proj, joined, autojunk=False).get_matching_blocks():
+        where[b:b + size] = range(a, a + size)
+    _rematch_moved(proj, joined, where)
+    matched = [None if w is None else source[w] for w in where]
     return _spans_from_matches(text, surfaces, matched)
 
 
+def _rematch_moved(proj: str, joined: str, where: list, window: int = 4) -> None:
+    """Give an unmatched token character the nearest unused equal projected character.
+
+    Moses moves a few characters (English: `"stop".` -> `stop."`, formats.md 2 via sacremoses'
+    quote-comma rule); the longest-common-subsequence match keeps only one side of such a swap."""
+    used = {w for w in where if w is not None}
+    previous = -1
+    for j, w in enumerate(where):
+        if w is not None:
+            previous = w
+            continue
+        guess = previous + 1
+        for delta in sorted(range(-window, window + 1), key=abs):
+            a = guess + delta
+            if 0 <= a < len(proj) and a not in used and proj[a] == joined[j]:
+                where[j], previous = a, a
+                used.add(a)
+                break
+
+
 def _spans_from_matches(text, surfaces, matched) -> list[tuple[int, int]]:
-    # Spans may overlap (two tokens made from one expanded character, e.g. "…" -> "..", ".") but
-    # their starts never go backwards.
-    spans, pos, cursor = [], 0, 0
+    found: list[tuple[int, int] | None] = []
+    pos = 0
     for surface in surfaces:
         hits = [m for m in matched[pos:pos + len(surface)] if m is not None]
         pos += len(surface)
-        if hits:
-            start, end = min(hits), max(hits) + 1
-        else:
-            start = end = _next_visible(text, cursor)
-        if spans:
-            start = max(start, spans[-1][0])
-            end = max(end, start)
-        spans.append((start, end))
-        cursor = max(cursor, end)
+        found.append((min(hits), max(hits) + 1) if hits else None)
+    spans: list[tuple[int, int]] = []
+    k = 0
+    while k < len(found):
+        if found[k] is not None:
+            spans.append(found[k])
+            k += 1
+            continue
+        run = k
+        while k < len(found) and found[k] is None:
+            k += 1
+        spans += _fill_gap(text, spans[-1][1] if spans else 0, found[k][0] if k < len(found) else len(text), k - run)
+    # Starts must not go backwards. Where a rewrite moved a token before its neighbour, widen the
+    # earlier span to the left rather than shrink the later one: every span keeps its own characters.
+    # Spans may overlap (two tokens made from one expanded character, e.g. "…" -> "..", ".").
+    for k in range(len(spans) - 2, -1, -1):
+        if spans[k][0] > spans[k + 1][0]:
+            spans[k] = (spans[k + 1][0], spans[k][1])
     return spans
+
+
+def _fill_gap(text: str, start: int, end: int, count: int) -> list[tuple[int, int]]:
+    """Spans for `count` tokens made from characters that a rewrite merged (Moses: "''" -> '"'): the
+    uncovered input between their neighbours, one whitespace-separated chunk per token in order."""
+    chunks = [(start + m.start(), start + m.end()) for m in re.finditer(r"\S+", text[start:max(start, end)])]
+    if not chunks:
+        at = _next_visible(text, start)
+        return [(at, at)] * count
+    if len(chunks) < count:
+        return [(chunks[0][0], chunks[-1][1])] + [(chunks[-1][1], chunks[-1][1])] * (count - 1)
+    return chunks[:count - 1] + [(chunks[count - 1][0], chunks[-1][1])]
 
 
 def _next_visible(text: str, i: int) -> int:

@@ -272,7 +272,7 @@ class BaseTokenizer:
             starts = np.repeat(np.cumsum(lens) - lens, lens)
             pos = np.arange(flat.size) - starts
             flat = flat[pos < np.repeat(keep, lens)]
-        width = int(keep.max(initial=0)) + 2
+        width = int(keep.max(initial=0)) + 2 if lens.size else 0
         if isinstance(pad_to, int):
             width = max(width, pad_to)
         cols = np.arange(width)[None, :]

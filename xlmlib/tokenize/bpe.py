@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import json
 from pathlib import Path
 
@@ -38,7 +39,7 @@ class BPE:
         ranks = self.ranks
         while len(symbols) > 1:
             best, best_rank = None, None
-            for pair in zip(symbols, symbols[1:]):
+            for pair in itertools.pairwise(symbols):
                 rank = ranks.get(pair)
                 if rank is not None and (best_rank is None or rank < best_rank):
                     best, best_rank = pair, rank
@@ -146,7 +147,7 @@ def learn_merges(word_counts: dict[str, int], n_merges: int) -> list[tuple[str, 
     pair_counts: collections.Counter = collections.Counter()
     where: dict[tuple[str, str], set[int]] = collections.defaultdict(set)
     for k, symbols in enumerate(words):
-        for pair in zip(symbols, symbols[1:]):
+        for pair in itertools.pairwise(symbols):
             pair_counts[pair] += counts[k]
             where[pair].add(k)
     heap = [(-c, p) for p, c in pair_counts.items()]
@@ -168,12 +169,12 @@ def learn_merges(word_counts: dict[str, int], n_merges: int) -> list[tuple[str, 
 
 def _retally(words, counts, k, pair, pair_counts, where, changed) -> None:
     old = words[k]
-    for p in zip(old, old[1:]):
+    for p in itertools.pairwise(old):
         pair_counts[p] -= counts[k]
         changed.add(p)
     new = _merge(old, pair)
     words[k] = new
-    for p in zip(new, new[1:]):
+    for p in itertools.pairwise(new):
         pair_counts[p] += counts[k]
         where[p].add(k)
         changed.add(p)

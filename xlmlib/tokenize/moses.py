@@ -79,7 +79,7 @@ def _required_chars(pattern: str):
     """A set of characters one of which every match of `pattern` contains, or None if unknown."""
     try:
         parsed = _sre_parse.parse(pattern)
-    except Exception:  # an unparseable pattern is simply always applied
+    except (re.error, ValueError, RecursionError):  # an unparseable pattern is simply always applied
         return None
     return _required(list(parsed))
 

@@ -31,12 +31,13 @@ MLM17 = ["ar", "de", "en", "es", "fr", "hi", "it", "ja", "ko", "nl", "pl", "pt",
 # The released codes_<name>/vocab_<name> files (XLM README) and how their checkpoints use them:
 # lang2id is the sorted language list; XNLI-15 keeps 95000 ids (--max_vocab 95000) and is lowercased
 # without accents; the en-fr and en-de vocabularies are cased (see shared/assets/PROVENANCE.md);
-# the 17-language model has no language embeddings and keeps case (formats.md section 1).
+# the 17-language model has no language embeddings and keeps case (formats.md section 1; the
+# codes_xnli_17 / vocab_xnli_17 names are from memory of the XLM README, not checked against files).
 RELEASES = {
-    "xnli_15": dict(langs=XNLI15, max_vocab=95000, lowercase=True, use_lang_emb=True),
-    "enfr": dict(langs=["en", "fr"], max_vocab=None, lowercase=False, use_lang_emb=True),
-    "ende": dict(langs=["de", "en"], max_vocab=None, lowercase=False, use_lang_emb=True),
-    "xnli_17": dict(langs=MLM17, max_vocab=200000, lowercase=False, use_lang_emb=False),
+    "xnli_15": {"langs": XNLI15, "max_vocab": 95000, "lowercase": True, "use_lang_emb": True},
+    "enfr": {"langs": ["en", "fr"], "max_vocab": None, "lowercase": False, "use_lang_emb": True},
+    "ende": {"langs": ["de", "en"], "max_vocab": None, "lowercase": False, "use_lang_emb": True},
+    "xnli_17": {"langs": MLM17, "max_vocab": 200000, "lowercase": False, "use_lang_emb": False},
 }
 _CACHE_LIMIT = 500_000
 # transformers splits its added tokens (all 14 specials) out of the text before the Moses pipeline,
@@ -100,10 +101,10 @@ class XLMTokenizer(BaseTokenizer):
         if release is None:
             logger.warning("unknown XLM release %r: pass lang2id / max_vocab / "
                            "do_lowercase_and_remove_accent explicitly", name)
-            release = dict(langs=None, max_vocab=None, lowercase=True, use_lang_emb=None)
+            release = {"langs": None, "max_vocab": None, "lowercase": True, "use_lang_emb": None}
         langs = release["langs"]
-        kwargs = dict(lang2id=None if langs is None else {lg: i for i, lg in enumerate(langs)},
-                      use_lang_emb=release["use_lang_emb"], do_lowercase_and_remove_accent=release["lowercase"])
+        kwargs = {"lang2id": None if langs is None else {lg: i for i, lg in enumerate(langs)},
+                      "use_lang_emb": release["use_lang_emb"], "do_lowercase_and_remove_accent": release["lowercase"]}
         kwargs.update(overrides)
         vocab = read_fastbpe_vocab(vocab_file, max_vocab or release["max_vocab"])
         return cls(vocab, read_merges(codes_file), **kwargs)
@@ -263,6 +264,11 @@ def _config_kwargs(config: dict, src: Path) -> dict:
         cfg = read_json(model_config)
         if "use_lang_emb" in cfg:
             kwargs["use_lang_emb"] = bool(cfg["use_lang_emb"]) and int(cfg.get("n_langs", 1)) > 1
+    if "use_lang_emb" not in kwargs and len(kwargs.get("lang2id") or ()) > 1:
+        # transformers' tokenizer_config does not say it; xlm-mlm-17/100 list languages but have no
+        # language embeddings (formats.md section 1), so the guess can be wrong for them.
+        logger.info("%s: use_lang_emb not recorded, assuming True from lang2id; pass use_lang_emb=False "
+                    "for checkpoints without language embeddings (xlm-mlm-17-1280, xlm-mlm-100-1280)", src)
     return kwargs
 
 
