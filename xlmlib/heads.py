@@ -46,6 +46,13 @@ class TaskModel(Transformer):
         """Constructor options that a reload needs (saved beside the config)."""
         return {}
 
+    def quantize(self, mode: str = "int8"):
+        """Convert in place for inference: "int8" (dynamic, Linear layers and the token table) or "bf16"
+        (LayerNorm kept in fp32). Returns the model."""
+        from .quantize import quantize
+
+        return quantize(self, mode)
+
 
 class Encoder(TaskModel):
     """The bare encoder. pooler=True adds XLM-R's tanh pooler over the first token (`out.pooled`)."""
@@ -88,14 +95,18 @@ class LMHead(nn.Module):
         self.dense = nn.Linear(cfg.dim, cfg.dim) if transform else None
         self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps) if transform else None
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.quantized: nn.Module | None = None  # int8 projection set by quantize("int8")
 
     def transform(self, h):
         if self.dense is None:
             return h
         return self.norm(F.gelu(self.dense(h)))
 
-    def forward(self, h, embedding_weight):
-        return F.linear(self.transform(h), embedding_weight, self.bias)
+    def forward(self, h, tokens: nn.Module):
+        """Logits over the vocabulary of `tokens`, the (tied) token-embedding module."""
+        if self.quantized is not None:
+            return self.quantized(self.transform(h))
+        return F.linear(self.transform(h), tokens.weight, self.bias)
 
 
 class MaskedLM(TaskModel):
@@ -110,7 +121,7 @@ class MaskedLM(TaskModel):
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        logits = self.lm_head(h, self.embed.tokens.weight)
+        logits = self.lm_head(h, self.embed.tokens)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)

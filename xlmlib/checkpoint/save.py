@@ -50,6 +50,8 @@ def write_safetensors(path: Path, state: dict[str, torch.Tensor]) -> None:
 def save_model(model, directory, format: str = "xlmlib") -> None:
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if getattr(model, "precision", None) == "int8":
+        raise ValueError("an int8-quantized model cannot be saved; save the fp32 model and quantize after loading")
     directory = Path(directory)
     cfg, task = model.config, type(model).__name__
     state = model.state_dict()

@@ -1,0 +1,111 @@
+"""Fast paths: int8 and bf16 inference stay close to fp32, torch.compile traces the encoder without graph
+breaks, and the ONNX export runs in onnxruntime to the same outputs."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import xlmlib
+from xlmlib.quantize import Int8Embedding, Int8Linear
+
+from .test_model import model_of, tiny, tiny_xlmr
+
+
+def medium_xlmr(**over):
+    """Wide enough for quantization error to average out like in real models (dim 128)."""
+    return tiny_xlmr(dim=128, n_heads=4, ffn_dim=512, vocab_size=500, mask_index=499, **over)
+
+
+def batch(cfg, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, cfg.vocab_size, (3, 8), generator=g)
+    ids[2, 5:] = cfg.pad_index
+    return ids
+
+
+def cosine(a, b, real):
+    return F.cosine_similarity(a[real].flatten().float(), b[real].flatten().float(), dim=0).item()
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_quantized_outputs_stay_close_to_fp32(mode):
+    cfg = medium_xlmr()
+    ids = batch(cfg)
+    real = ids != cfg.pad_index
+    ref = model_of(xlmlib.MaskedLM, cfg)
+    with torch.no_grad():
+        expected = ref(ids)
+        quant = model_of(xlmlib.MaskedLM, cfg).quantize(mode)
+        got = quant(ids)
+    assert cosine(got.last_hidden_state, expected.last_hidden_state, real) >= 0.99
+    assert cosine(got.logits, expected.logits, real) >= 0.99
+    assert quant.precision == mode and not any(p.requires_grad for p in quant.parameters())
+
+
+def test_int8_covers_linears_and_the_token_table():
+    model = model_of(xlmlib.MaskedLM, medium_xlmr()).quantize("int8")
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert isinstance(model.embed.tokens, Int8Embedding) and model.embed.tokens.qweight.dtype == torch.int8
+    assert isinstance(model.lm_head.quantized, Int8Linear)
+    with pytest.raises(ValueError, match="already converted to int8"):
+        model.quantize("bf16")
+    with pytest.raises(ValueError, match="int8-quantized model cannot be saved"):
+        model.save_pretrained("unused")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        model_of(xlmlib.Encoder, medium_xlmr()).quantize("int4")
+
+
+def test_bf16_keeps_layernorm_in_fp32():
+    model = model_of(xlmlib.Encoder, medium_xlmr()).quantize("bf16")
+    assert model.layers[0].attn_norm.weight.dtype == torch.float32
+    assert model.layers[0].ffn.fc1.weight.dtype == torch.bfloat16
+    assert model(batch(model.config)).last_hidden_state.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False)])
+def test_compile_traces_without_graph_breaks(make):
+    """fullgraph=True fails on any graph break; the eager backend checks tracing without code generation."""
+    cfg = make()
+    model = model_of(xlmlib.MaskedLM, cfg)
+    ids = batch(cfg)
+    langs = {"langs": torch.ones_like(ids)} if cfg.has_lang_emb else {}
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        got = compiled(ids, **langs).logits
+        model.skip_padding = False  # compiled code keeps the padded layout (shapes must not depend on data)
+        expected = model(ids, **langs).logits
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.slow
+def test_inductor_compile_matches_eager():
+    cfg = tiny_xlmr()
+    model = model_of(xlmlib.MaskedLM, cfg)
+    model.skip_padding = False
+    ids = batch(cfg)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True)(ids).logits, model(ids).logits,
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make", [tiny, tiny_xlmr])
+def test_onnx_export_runs_in_onnxruntime(tmp_path, make):
+    ort = pytest.importorskip("onnxruntime")
+    from xlmlib.export import export_onnx
+
+    cfg = make()
+    model = model_of(xlmlib.Encoder, cfg)
+    path = export_onnx(model, tmp_path / "encoder.onnx")
+    assert (tmp_path / "encoder.onnx.data").is_file()  # weights as external data (the >2 GB route)
+    ids = batch(cfg, seed=3)[:, :7]  # another shape than the export example: dynamic axes
+    mask = (ids != cfg.pad_index).long()
+    feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    if cfg.has_lang_emb:
+        feed["langs"] = torch.ones_like(ids).numpy()
+    got = torch.from_numpy(ort.InferenceSession(str(path)).run(None, feed)[0])
+    model.skip_padding = False
+    with torch.no_grad():
+        expected = model(ids, attention_mask=mask, **({"langs": 1} if cfg.has_lang_emb else {})).last_hidden_state
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
