@@ -110,21 +110,38 @@ class LMHead(nn.Module):
 
 
 class MaskedLM(TaskModel):
-    """Masked-LM head. labels: token ids at predicted positions, -100 elsewhere (no shift)."""
+    """Masked-LM head. labels: token ids at predicted positions, -100 elsewhere (no shift).
+
+    In training mode with labels, only the predicted rows are projected onto the vocabulary (M x V instead
+    of B x T x V; the same loss) and out.logits is None; set `masked_only_loss = False` for full logits."""
 
     head_prefixes = ("lm_head",)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.lm_head = LMHead(config)
+        self.masked_only_loss = True
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        return self._lm_output(h, hidden, labels, cache, shift=False)
+
+    def _lm_output(self, h, hidden, labels, cache, shift: bool) -> Output:
+        """Logits and loss; with shift, position t predicts labels[t + 1]."""
+        targets = None if labels is None else (labels[:, 1:] if shift else labels)
+        if targets is not None and self.training and self.masked_only_loss and self.lm_head.quantized is None:
+            from .objectives import masked_lm_loss
+
+            rows = h[:, :-1] if shift else h
+            loss = masked_lm_loss(rows, targets, self.embed.tokens.weight, self.lm_head.bias,
+                                  transform=self.lm_head.transform).loss
+            return Output(last_hidden_state=h, loss=loss, hidden_states=hidden, cache=cache)
         logits = self.lm_head(h, self.embed.tokens)
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        if targets is not None:
+            scored = logits[:, :-1] if shift else logits
+            loss = F.cross_entropy(scored.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
         return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden, cache=cache)
 
 
@@ -137,11 +154,8 @@ class CausalLM(MaskedLM):
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
-        out = super().forward(input_ids, attention_mask, langs, positions, token_type_ids, None,
-                              output_hidden_states, cache)
-        if labels is not None:
-            out.loss = F.cross_entropy(out.logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE)
-        return out
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
+        return self._lm_output(h, hidden, labels, cache, shift=True)
 
 
 class ClassificationHead(nn.Module):

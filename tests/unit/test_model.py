@@ -170,3 +170,24 @@ def test_skipping_padding_equals_the_padded_path(make):
     torch.testing.assert_close(fast.loss, ref.loss, atol=1e-6, rtol=0)
     for name, g in ref_grads.items():
         torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [xlmlib.MaskedLM, xlmlib.CausalLM])
+def test_masked_only_training_loss_equals_the_full_projection(cls):
+    """Training mode projects only labelled rows; loss and gradients equal the full B x T x V projection."""
+    cfg = tiny_xlmr()
+    torch.manual_seed(3)
+    ids = torch.randint(4, 40, (3, 8))
+    labels = torch.where(torch.rand(3, 8) < 0.3, ids, torch.full_like(ids, -100))
+    results = []
+    for masked_only in (True, False):
+        model = model_of(cls, cfg, seed=4).train()  # dropout is 0 in tiny configs, so train == eval numerics
+        model.masked_only_loss = masked_only
+        out = model(ids, labels=labels)
+        out.loss.backward()
+        results.append((out, {n: p.grad for n, p in model.named_parameters()}))
+    (fast, fast_grads), (full, full_grads) = results
+    assert fast.logits is None and full.logits is not None
+    torch.testing.assert_close(fast.loss, full.loss, atol=1e-6, rtol=0)
+    for name, g in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], g, atol=1e-6, rtol=1e-5)
