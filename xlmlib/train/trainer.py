@@ -223,7 +223,7 @@ class Trainer:
         return torch.autocast(self.dist.device.type, dtype=self.amp_dtype)
 
     def train_step(self, step: int) -> tuple[float, float, int]:
-        """One optimizer update on the global batch of `step`; returns (mean loss, accuracy, tokens seen here)."""
+        """One optimizer update on the global batch of `step`; returns (mean loss, accuracy, tokens in the global batch)."""
         self.module.train()
         batch = {k: v.to(self.dist.device) for k, v in D.shard_rows(self.source.batch(step), self.dist).items()}
         n_targets = D.all_sum(count_targets(batch["labels"]), self.dist).clamp(min=1)
@@ -240,13 +240,14 @@ class Trainer:
             self.scaler.scale(scaled).backward()
             loss_sum += part_loss.detach().float()
             correct += part_correct.detach().float()
-        totals = D.all_sum(torch.stack([loss_sum, correct]), self.dist)
+        mask = batch.get("attention_mask")
+        tokens = mask.sum().float() if mask is not None else torch.tensor(float(batch["input_ids"].numel()))
+        totals = D.all_sum(torch.stack([loss_sum, correct, tokens.to(loss_sum.device)]), self.dist)
         loss = float(totals[0] / n_targets)
         if not math.isfinite(loss):
             raise FloatingPointError(_nan_help(step, loss, self.amp_dtype))
         self._update(step)
-        n_tokens = int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
-        return loss, float(totals[1] / n_targets), n_tokens
+        return loss, float(totals[1] / n_targets), int(totals[2])
 
     def _update(self, step: int) -> None:
         lr = self.cfg.lr * lr_factor(step, self.cfg)
