@@ -40,15 +40,14 @@ def plot_loss(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> b
     """Draw training (and eval, where logged) loss against step. Returns False, with a logged note, when
     matplotlib (the dev extra) is not installed; training never fails for want of a picture."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on servers and CI
-        import matplotlib.pyplot as plt
+        # Figure without pyplot: no GUI backend is touched, so a notebook's own plotting backend is left alone.
+        from matplotlib.figure import Figure
     except ImportError:
         logger.warning("matplotlib is not installed (pip install 'xlmlib[dev]'); no loss curve PNG written")
         return False
     records = read_metrics(metrics_path)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for key in ("loss", "eval_loss"):
         points = [(r["step"], r[key]) for r in records if key in r and math.isfinite(r[key])]
         if points:
@@ -60,6 +59,5 @@ def plot_loss(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> b
     fig.tight_layout()
     tmp = Path(str(png_path) + ".tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, png_path)
     return True
