@@ -149,17 +149,17 @@ def _run_finetune(args) -> int:
 VERBS = {
     "info": ("show a checkpoint's architecture, size, languages and format\n  example: xlmlib info ./xlmr-base",
              _configure_info, _run_info),
-    "preprocess": ("tokenize text files once into the binarized memory-mapped format\n"
-                   "  example: xlmlib preprocess --tokenizer ./xlmr-base --out data/ en.txt fr.txt",
+    "preprocess": (("tokenize text files once into the binarized memory-mapped format\n"
+                   "  example: xlmlib preprocess --tokenizer ./xlmr-base --out data/ en.txt fr.txt"),
                    _configure_preprocess, _run_preprocess),
-    "pretrain": ("pretrain with MLM, CLM or TLM (runs under torchrun for DDP/FSDP)\n"
+    "pretrain": (("pretrain with MLM, CLM or TLM (runs under torchrun for DDP/FSDP)\n"
                  "  example: xlmlib pretrain --model ./tiny --objective mlm --train data/en.txt data/fr.txt "
                  "--langs en,fr --steps 1000 --batch-size 32 --seq-len 256 --lr 1e-4 --out runs/mlm "
-                 "--tokenizer ./tiny",
+                 "--tokenizer ./tiny"),
                  _configure_pretrain, _run_pretrain),
-    "finetune": ("fine-tune a sequence or token classifier and report per-language accuracy\n"
+    "finetune": (("fine-tune a sequence or token classifier and report per-language accuracy\n"
                  "  example: xlmlib finetune --config configs/tasks/xnli.toml --model ./xlmr-base "
-                 "--train train.tsv --dev dev.tsv --out runs/xnli",
+                 "--train train.tsv --dev dev.tsv --out runs/xnli"),
                  _configure_finetune, _run_finetune),
 }
 
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("xlmlib: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - one clear line for users; --debug shows the traceback
+    except Exception as err:
         if args.debug:
             raise
         print(f"xlmlib {args.verb}: error: {err}", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from xlmlib import CausalLM, MaskedLM, ModelConfig
+from xlmlib import MaskedLM, ModelConfig
 from xlmlib.train.text import WordVocab
 
 SPECIALS = ["<s>", "</s>", "<pad>", "<unk>", "<special0>", "<mask>"]
@@ -66,6 +66,3 @@ def write_lines(path: Path, lines) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
 
-
-__all__ = ["K", "PERM", "VOCAB", "CausalLM", "MaskedLM", "pattern_lines", "random_pairs", "save_tiny",
-           "tiny_config", "tiny_model", "write_lines"]

@@ -27,7 +27,7 @@ def _torchrun(argv, tmp):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "xlmlib.cli", *argv]
-    done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -42,5 +42,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, sharding):
     one = [r["loss"] for r in read_metrics(tmp_path / "one" / "metrics.jsonl")]
     two = [r["loss"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")]
     assert len(one) == len(two) == 6
-    assert max(abs(a - b) for a, b in zip(one, two)) < 1e-5, (one, two)
+    worst = max(abs(a - b) for a, b in zip(one, two))
+    print(f"{sharding}: max |loss(1 process) - loss(2 processes)| over 6 steps = {worst:.2e}")
+    assert worst < 1e-5, (one, two)
     assert one[-1] < one[0]

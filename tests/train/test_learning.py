@@ -12,9 +12,9 @@ from xlmlib import CausalLM, MaskedLM
 from xlmlib.objectives import tlm_batch
 from xlmlib.train.config import TrainConfig
 from xlmlib.train.data import MemmapCorpus, ParallelCorpus, binarize
+from xlmlib.train.distributed import Dist
 from xlmlib.train.losses import MaskedOnlyLMLoss
 from xlmlib.train.pretrain import lm_evaluator
-from xlmlib.train.distributed import Dist
 from xlmlib.train.sources import StreamSource, TLMSource
 from xlmlib.train.trainer import Trainer
 

@@ -76,8 +76,8 @@ class _Fixed:
 
 
 def _masked_batch(rows=8, seed=0):
-    from xlmlib.train.sources import masking_for
     from xlmlib.objectives import mask_tokens
+    from xlmlib.train.sources import masking_for
 
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(6, tiny_config().vocab_size, (rows, 16), generator=g)

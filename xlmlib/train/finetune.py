@@ -222,7 +222,8 @@ def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequenc
     keeps the best dev model in OUT/best and reloads it into `model`. Returns {"best": ..., "records": ...}."""
     d = dist or D.Dist(device=next(model.parameters()).device)
     langs = lang_ids(model.config, sorted({e.lang for e in [*train, *dev]}))
-    enc = dict(encoder=encoder, cfg=model.config, labels=labels, task=cfg.task, max_len=cfg.max_len, langs=langs)
+    enc = {"encoder": encoder, "cfg": model.config, "labels": labels, "task": cfg.task, "max_len": cfg.max_len,
+           "langs": langs}
     train_data, dev_data = Encoded(train, **enc), Encoded(dev, **enc)
     out, best = Path(cfg.out), {"accuracy": -1.0, "step": 0, "since": 0}
 
