@@ -80,7 +80,7 @@ class TrainConfig(OptimConfig):
 
     sample_alpha > 0 turns on XLM's frequency-smoothed choice of masked positions (exact count,
     p ∝ count^-alpha); 0 is XLM-R's Bernoulli masking. lang_alpha is the language sampling exponent
-    (0.7 XLM, 0.3 XLM-R). whole_word is accepted only with a tokenizer that reports words (not yet).
+    (0.7 XLM, 0.3 XLM-R). Whole-word masking is not wired into the trainer yet (objectives.mask_tokens has it).
     """
 
     model: str = ""
