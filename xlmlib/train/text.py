@@ -1,0 +1,78 @@
+"""What training needs from a tokenizer: `encode(text) -> list[int]` (no framing) and `vocab_size`.
+
+Special ids (pad, </s>, <mask>, ...) come from the model's config, not the tokenizer, so anything with
+these two members works: xlmlib.Tokenizer (through TokenizerAdapter), or WordVocab, a whitespace
+tokenizer over a fixed word list for synthetic corpora, tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+
+class TextEncoder(Protocol):
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+
+class WordVocab:
+    """Whitespace tokenizer over a word list: word i of `words` is id i; unknown words map to unk_id.
+
+    A vocabulary file has one word per line (the line number, from 0, is the id), specials included.
+    """
+
+    def __init__(self, words: Sequence[str], *, unk_id: int = 3):
+        self.words = list(words)
+        self.ids = {w: i for i, w in enumerate(self.words)}
+        if len(self.ids) != len(self.words):
+            raise ValueError("the word list has duplicates")
+        if not 0 <= unk_id < len(self.words):
+            raise ValueError(f"unk_id {unk_id} is outside the vocabulary of {len(self.words)} words")
+        self.unk_id = unk_id
+        self.vocab_size = len(self.words)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, unk_id: int = 3) -> WordVocab:
+        return cls(Path(path).read_text(encoding="utf-8").splitlines(), unk_id=unk_id)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text("".join(w + "\n" for w in self.words), encoding="utf-8")
+
+    def encode(self, text: str) -> list[int]:
+        return [self.ids.get(w, self.unk_id) for w in text.split()]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return " ".join(self.words[i] for i in ids)
+
+
+class TokenizerAdapter:
+    """An xlmlib.Tokenizer seen as a TextEncoder: the ids of a sentence without <s>/</s> framing, which
+    the objectives add themselves."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.vocab_size = int(tokenizer.vocab_size)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+        except TypeError:  # a tokenizer whose encode() has no framing option already returns bare ids
+            return list(self.tokenizer.encode(text))
+
+
+def load_text_encoder(src: str) -> TextEncoder:
+    """A vocabulary file (one word per line, *.txt) gives a WordVocab; anything else goes to
+    xlmlib.Tokenizer.from_pretrained (a tokenizer folder, model folder or hub name)."""
+    path = Path(src)
+    if path.is_file() and path.suffix == ".txt":
+        return WordVocab.from_file(path)
+    try:
+        from xlmlib import Tokenizer
+    except ImportError as err:
+        raise RuntimeError(f"cannot load tokenizer {src!r}: this xlmlib has no Tokenizer ({err}); "
+                           "pass a word-list .txt or binarized corpora instead") from err
+    return TokenizerAdapter(Tokenizer.from_pretrained(src))
