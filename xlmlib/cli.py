@@ -210,7 +210,7 @@ def _run_preprocess(args) -> int:
 
     encoder = load_text_encoder(args.tokenizer)
     for path in args.inputs:
-        prefix = Path(args.out) / Path(path).name
+        prefix = Path(args.out) / Path(path).stem
         header = binarize(path, encoder.encode, prefix, vocab_size=encoder.vocab_size)
         print(f"{prefix}: {header['n_sentences']} sentences, {header['n_tokens']} tokens")
     return 0

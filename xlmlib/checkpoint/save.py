@@ -4,41 +4,18 @@ half-written file and an interrupted save leaves the previous files intact."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from ..atomic import atomic_path, write_json
 from .hf import architecture_for, table_for
 from .hf_config import config_to_hf
 from .load import XLMLIB_FORMAT
 from .mapping import to_external
 
 FORMATS = ("xlmlib", "hf")
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_safetensors(path: Path, state: dict[str, torch.Tensor]) -> None:

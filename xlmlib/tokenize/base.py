@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..atomic import atomic_path
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 IGNORE_INDEX = -100
@@ -108,18 +108,17 @@ def _align_one(labels, word_ids, label_all, ignore_index) -> list[int]:
     return out
 
 
+def strip_framing(ids: list[int], text_pair) -> list[int]:
+    """The ids of one framed text (<s> A </s>) without the frame."""
+    if text_pair is not None:
+        raise ValueError("add_special_tokens=False is for single texts: a pair needs its separators")
+    return ids[1:-1]
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write through a temporary file in the same folder (xlmlib.atomic): readers never see half a file."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from . import align, moses
-from .base import CONFIG_NAME, BaseTokenizer, check_text, read_json, write_json
+from .base import CONFIG_NAME, BaseTokenizer, check_text, read_json, strip_framing, write_json
 from .bpe import (
     BPE,
     END,
@@ -229,8 +229,11 @@ class XLMTokenizer(BaseTokenizer):
                 pieces += hit[1]
         return ids, pieces
 
-    def encode(self, text: str, text_pair: str | None = None, lang: str | None = None) -> list[int]:
-        return self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
+    def encode(self, text: str, text_pair: str | None = None, lang: str | None = None,
+               add_special_tokens: bool = True) -> list[int]:
+        """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
+        ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
+        return ids if add_special_tokens else strip_framing(ids, text_pair)
 
     def id_to_token(self, i: int) -> str:
         return self.id2token.get(int(i), "<unk>")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece
 
-from .base import CONFIG_NAME, BaseTokenizer, atomic_write, check_text, read_json, write_json
+from .base import CONFIG_NAME, BaseTokenizer, atomic_write, check_text, read_json, strip_framing, write_json
 
 SPM_FILE = "sentencepiece.bpe.model"
 MASK = "<mask>"
@@ -139,8 +139,10 @@ class XLMRTokenizer(BaseTokenizer):
         ids, _ = self._encode_one(text)
         return [self.id_to_token(i) for i in ids]
 
-    def encode(self, text: str, text_pair: str | None = None) -> list[int]:
-        return self(text, text_pair, return_tensors=None, truncation=False, padding=False)["input_ids"]
+    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True) -> list[int]:
+        """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
+        ids = self(text, text_pair, return_tensors=None, truncation=False, padding=False)["input_ids"]
+        return ids if add_special_tokens else strip_framing(ids, text_pair)
 
     def id_to_token(self, i: int) -> str:
         i = int(i)

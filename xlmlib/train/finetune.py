@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_json
 from ..config import ModelConfig, list_presets
 from ..heads import SequenceClassifier, TokenClassifier
 from ..objectives import IGNORE_INDEX
@@ -272,6 +273,6 @@ def run_finetune(cfg: FinetuneConfig, *, device: str | None = None) -> dict:
         result["test"][str(path)] = evaluate(model, data, device=d.device)
     result.pop("records")
     if d.main:
-        Path(cfg.out, "results.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_json(Path(cfg.out, "results.json"), result)
     D.teardown(d)
     return result

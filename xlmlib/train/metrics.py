@@ -8,6 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from ..atomic import atomic_path, write_text
+
 logger = logging.getLogger(__name__)
 
 
@@ -20,9 +22,7 @@ class MetricsLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step] if resume_step is not None else []
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
         with self.path.open("a", encoding="utf-8") as f:
@@ -57,7 +57,6 @@ def plot_loss(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> b
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(str(png_path) + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, png_path)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return True

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from ..atomic import write_text
+
 
 class TextEncoder(Protocol):
     vocab_size: int
@@ -40,7 +42,7 @@ class WordVocab:
         return cls(Path(path).read_text(encoding="utf-8").splitlines(), unk_id=unk_id)
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text("".join(w + "\n" for w in self.words), encoding="utf-8")
+        write_text(path, "".join(w + "\n" for w in self.words))
 
     def encode(self, text: str) -> list[int]:
         return [self.ids.get(w, self.unk_id) for w in text.split()]
@@ -58,10 +60,7 @@ class TokenizerAdapter:
         self.vocab_size = int(tokenizer.vocab_size)
 
     def encode(self, text: str) -> list[int]:
-        try:
-            return list(self.tokenizer.encode(text, add_special_tokens=False))
-        except TypeError:  # a tokenizer whose encode() has no framing option already returns bare ids
-            return list(self.tokenizer.encode(text))
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
 
 def load_text_encoder(src: str) -> TextEncoder:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..atomic import atomic_path
 from . import distributed as D
 from .config import OptimConfig
 from .losses import count_targets
@@ -82,13 +83,9 @@ def _set_rng_state(state: dict) -> None:
 
 
 def atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace: a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """torch.save through a temporary file (xlmlib.atomic): a crash never leaves half a checkpoint."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Trainer:

@@ -1,0 +1,79 @@
+"""The training-side verbs as a user runs them (subprocesses), on a tiny model with the real XLM-R
+SentencePiece vocabulary and real Tatoeba / PAWS-X lines: preprocess, pretrain (MLM and TLM, then resume),
+convert, finetune, and fill-mask on the pretrained result."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import xlmlib
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, check=False, timeout=600)
+    assert done.returncode == 0, f"xlmlib {args[0]} failed:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, assets):
+    work = tmp_path_factory.mktemp("cli-training")
+    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(n_layers=1, dim=16, n_heads=2, ffn_dim=32)
+    torch.manual_seed(0)
+    model = xlmlib.MaskedLM(cfg)
+    model.reset_parameters()
+    model.save_pretrained(work / "tiny")
+    xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(work / "tiny")
+    tatoeba = assets / "tatoeba-laser-v1"
+    for lang, name in (("en", "tatoeba.fra-eng.eng"), ("fr", "tatoeba.fra-eng.fra")):
+        lines = (tatoeba / name).read_text(encoding="utf-8").splitlines()[:300]
+        (work / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return work
+
+
+def losses(run_dir: Path) -> list[float]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r and "step" in r]
+
+
+def test_preprocess_pretrain_resume_convert(workdir):
+    run("preprocess", "--tokenizer", "tiny", "--out", "data", "en.txt", "fr.txt", cwd=workdir)
+    assert (workdir / "data" / "en.json").is_file()
+    common = ["--model", "tiny", "--tokenizer", "tiny", "--batch-size", "4", "--seq-len", "32", "--lr", "1e-3",
+              "--no-progress", "--log-every", "1"]
+    run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "fr.txt", "--langs", "en,fr",
+        "--steps", "4", "--out", "mlm", cwd=workdir)
+    full = losses(workdir / "mlm")
+    assert len(full) >= 4 and all(v == v for v in full)
+    run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "fr.txt", "--langs", "en,fr",
+        "--steps", "2", "--out", "resumed", cwd=workdir)
+    run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "fr.txt", "--langs", "en,fr",
+        "--steps", "4", "--out", "resumed", "--resume", cwd=workdir)
+    assert losses(workdir / "resumed")[-2:] == pytest.approx(full[-2:], abs=1e-6)
+    run("pretrain", *common, "--objective", "tlm", "--parallel", "en.txt", "fr.txt", "--langs", "en,fr",
+        "--steps", "2", "--out", "tlm", cwd=workdir)
+    assert losses(workdir / "tlm")
+    out = run("convert", "tiny", "tiny-hf", "--to", "hf", cwd=workdir)
+    assert "max |difference|" in out and (workdir / "tiny-hf" / "sentencepiece.bpe.model").is_file()
+    filled = run("fill-mask", "--model", "tiny-hf", "Paris is the <mask> of France.", cwd=workdir)
+    assert "Paris is the " in filled
+
+
+def test_finetune_on_pawsx_lines(workdir, assets):
+    rows = (assets / "pawsx-de" / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    (workdir / "train.tsv").write_text("\n".join(rows[:121]) + "\n", encoding="utf-8")  # header + 120 pairs
+    (workdir / "dev.tsv").write_text("\n".join([rows[0], *rows[121:161]]) + "\n", encoding="utf-8")
+    out = run("finetune", "--config", ROOT / "configs" / "tasks" / "pawsx.toml", "--model", "tiny",
+              "--tokenizer", "tiny", "--train", "train.tsv", "--dev", "dev.tsv", "--steps", "4",
+              "--batch-size", "8", "--eval-every", "2", "--out", "pawsx", "--no-progress", cwd=workdir)
+    assert "accuracy" in out
+    assert (workdir / "pawsx" / "results.json").is_file()
