@@ -117,15 +117,16 @@ class SelfAttention(nn.Module):
         """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
         if packing is not None:
-            q, k, v = packing.unpack(q), packing.unpack(k), packing.unpack(v)
+            q, k, v = packing.unpack(q, k, v)
         B, T, D = q.shape
         split = (B, T, self.n_heads, D // self.n_heads)
         q, k, v = (t.view(split).transpose(1, 2) for t in (q, k, v))  # B H T K
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # B H S K
         p = self.p_drop if self.training else 0.0
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p).transpose(1, 2).reshape(B, T, D)
-        return self.out_proj(packing.pack(ctx) if packing is not None else ctx)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p).transpose(1, 2)  # B T H K
+        ctx = packing.gather(ctx) if packing is not None else ctx.reshape(B, T, D)
+        return self.out_proj(ctx)
 
 
 class Packing:
@@ -135,14 +136,22 @@ class Packing:
     def __init__(self, keep: torch.Tensor):
         self.B, self.T = keep.shape
         self.index = keep.reshape(-1).nonzero().squeeze(1)
+        self.rows, self.cols = self.index // self.T, self.index % self.T
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.B * self.T, -1).index_select(0, self.index)
 
-    def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """N D -> B T D with zeros at the padded positions."""
-        out = x.new_zeros(self.B * self.T, x.shape[-1])
-        return out.index_copy(0, self.index, x).view(self.B, self.T, -1)
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """B T ... (any strides) -> N D in one copy (no contiguous B T D copy first)."""
+        return x[self.rows, self.cols].reshape(len(self.index), -1)
+
+    def unpack(self, *xs: torch.Tensor):
+        """N D tensors -> B T D with zeros at the padded positions (one buffer for all of them)."""
+        out = xs[0].new_zeros(len(xs), self.B * self.T, xs[0].shape[-1])
+        for i, x in enumerate(xs):
+            out[i].index_copy_(0, self.index, x)
+        grids = out.view(len(xs), self.B, self.T, -1).unbind(0)
+        return grids if len(xs) > 1 else grids[0]
 
 
 class FeedForward(nn.Module):

@@ -68,8 +68,9 @@ def test_sampling_is_reproducible_with_a_seed():
 
 def test_greedy_equals_transformers_forward_loop(tmp_path):
     """Reference: XLMRobertaForCausalLM's own forward pass, run greedily with the whole prefix recomputed.
-    transformers 5.23.0's generate() on the same weights does not follow its own forward pass (its first
-    new token is 2 where the forward argmax is 5; seen with and without use_cache), so it is not the oracle."""
+    transformers 5.23.0's generate() is not the oracle: it feeds generic position ids 0..T-1 instead of the
+    model's padding-offset positions 2..T+1 (its first new token here is 2, which is also the forward argmax
+    with position_ids=arange(T); the forward argmax with the model's own positions is 5)."""
     from ..parity.hf_models import build, roberta_config
 
     ref = build("XLMRobertaForCausalLM", roberta_config(is_decoder=True), tmp_path)
