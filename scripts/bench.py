@@ -35,10 +35,9 @@ def machine() -> dict:
 
 
 def _model(args: argparse.Namespace) -> int:
+    import bench_model
     import torch
     import transformers
-
-    import bench_model
 
     gemm = bench_model.matmul_gflops(args.repeats)
     rows = []
@@ -47,8 +46,8 @@ def _model(args: argparse.Namespace) -> int:
         rows += case(transformers, args.repeats, gemm) if name == "dense" else case(transformers, args.repeats)
         print(f"done: {name}", file=sys.stderr)
     info = machine() | {"fp32_gemm_gflops": round(gemm, 1), "gpu": torch.cuda.is_available()}
-    lines = [f"Measured {info['date']} on {info['cpu']} ({info['threads']} threads), torch {info['torch']}, "
-             f"transformers {info['transformers']}; measured fp32 GEMM rate {gemm:.0f} GFLOP/s.", "",
+    lines = [(f"Measured {info['date']} on {info['cpu']} ({info['threads']} threads), torch {info['torch']}, "
+              f"transformers {info['transformers']}; measured fp32 GEMM peak {gemm:.0f} GFLOP/s."), "",
              "| case | xlmlib | reference | unit | ratio | note |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['case']} | {r['ours']:,.1f} | {r['transformers']:,.1f} | {r['unit']} | {r['ratio']:.2f}x | "
               f"{r['note']} |" for r in rows]

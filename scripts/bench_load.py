@@ -75,8 +75,8 @@ def main() -> None:
     weights = (folder / "model.safetensors").stat().st_size
     results = {"xlmlib": [], "transformers": []}
     for _ in range(args.repeats):
-        for which in results:  # alternate so both see the same page-cache state
-            results[which].append(run(which, folder))
+        for which, runs in results.items():  # alternate so both see the same page-cache state
+            runs.append(run(which, folder))
     med = {w: {k: statistics.median(r[k] for r in rs) for k in ("load_s", "ready_s", "peak_rss", "base_rss")}
            for w, rs in results.items()}
     gb = 1e9

@@ -182,6 +182,8 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--langs", help="comma-separated language codes, in the order of the files, e.g. en,fr")
     p.add_argument("--seq-len", type=int)
     p.add_argument("--mlm-probability", type=float)
+    p.add_argument("--whole-word", action="store_true", default=None,
+                   help="mask whole words (word boundaries from the tokenizer), mlm and tlm")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 

@@ -3,6 +3,7 @@ SentencePiece vocabulary and real Tatoeba / PAWS-X lines: preprocess, pretrain (
 convert, finetune, and fill-mask on the pretrained result."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_preprocess_pretrain_resume_convert(workdir):
     run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "fr.txt", "--langs", "en,fr",
         "--steps", "4", "--out", "mlm", cwd=workdir)
     full = losses(workdir / "mlm")
-    assert len(full) >= 4 and all(v == v for v in full)
+    assert len(full) >= 4 and all(math.isfinite(v) for v in full)
     run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "fr.txt", "--langs", "en,fr",
         "--steps", "2", "--out", "resumed", cwd=workdir)
     run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "fr.txt", "--langs", "en,fr",
@@ -77,3 +78,34 @@ def test_finetune_on_pawsx_lines(workdir, assets):
               "--batch-size", "8", "--eval-every", "2", "--out", "pawsx", "--no-progress", cwd=workdir)
     assert "accuracy" in out
     assert (workdir / "pawsx" / "results.json").is_file()
+
+
+def test_whole_word_masking_runs_for_mlm_and_tlm(workdir):
+    common = ["--model", "tiny", "--tokenizer", "tiny", "--batch-size", "4", "--seq-len", "32", "--lr", "1e-3",
+              "--no-progress", "--log-every", "1", "--steps", "2", "--whole-word"]
+    run("pretrain", *common, "--objective", "mlm", "--train", "en.txt", "--langs", "en", "--out", "ww-mlm",
+        cwd=workdir)
+    run("pretrain", *common, "--objective", "tlm", "--parallel", "en.txt", "fr.txt", "--langs", "en,fr",
+        "--out", "ww-tlm", cwd=workdir)
+    assert losses(workdir / "ww-mlm") and losses(workdir / "ww-tlm")
+
+
+def test_whole_word_sources_mask_words_as_units(workdir):
+    """Every word of a whole-word MLM batch is either wholly chosen for prediction or not at all."""
+    from xlmlib.train.data import MemmapCorpus
+    from xlmlib.train.sources import StreamSource
+
+    tok = xlmlib.Tokenizer.from_pretrained(workdir / "tiny")
+    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base")
+    run("preprocess", "--tokenizer", "tiny", "--out", "ww-data", "en.txt", cwd=workdir)
+    source = StreamSource({"en": MemmapCorpus(str(workdir / "ww-data" / "en"))}, cfg, objective="mlm",
+                          batch_size=4, seq_len=64, mlm_probability=0.3, word_ids=tok.word_ids_from_ids)
+    for step in range(3):
+        batch = source.batch(step)
+        original = torch.where(batch["labels"] >= 0, batch["labels"], batch["input_ids"])
+        words = tok.word_ids_from_ids(original)
+        chosen = batch["labels"] >= 0
+        for row in range(words.shape[0]):
+            for w in set(words[row].tolist()) - {-1}:
+                in_word = chosen[row][words[row] == w]
+                assert in_word.all() or not in_word.any()

@@ -108,6 +108,23 @@ def _align_one(labels, word_ids, label_all, ignore_index) -> list[int]:
     return out
 
 
+def word_ids_from_tables(ids: torch.Tensor, special: torch.Tensor, starts: torch.Tensor | None = None,
+                         ends: torch.Tensor | None = None) -> torch.Tensor:
+    """Word index of every token of encoded rows (B T), -1 on special tokens, from per-id tables: `starts`
+    (the token opens a word: SentencePiece's leading ▁) or `ends` (the token closes one: BPE's </w>).
+    A special token is a word boundary on both sides."""
+    is_special = special[ids]
+    if starts is not None:
+        opens = starts[ids].clone()
+    else:
+        opens = torch.ones_like(is_special)
+        opens[:, 1:] = ends[ids[:, :-1]]
+    opens |= is_special
+    opens[:, 1:] |= is_special[:, :-1]
+    opens[:, 0] = True
+    return (opens.long().cumsum(1) - 1).masked_fill(is_special, -1)
+
+
 def strip_framing(ids: list[int], text_pair) -> list[int]:
     """The ids of one framed text (<s> A </s>) without the frame."""
     if text_pair is not None:

@@ -12,8 +12,18 @@ import logging
 import re
 from pathlib import Path
 
+import torch
+
 from . import align, moses
-from .base import CONFIG_NAME, BaseTokenizer, check_text, read_json, strip_framing, write_json
+from .base import (
+    CONFIG_NAME,
+    BaseTokenizer,
+    check_text,
+    read_json,
+    strip_framing,
+    word_ids_from_tables,
+    write_json,
+)
 from .bpe import (
     BPE,
     END,
@@ -234,6 +244,16 @@ class XLMTokenizer(BaseTokenizer):
         """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
         ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
         return ids if add_special_tokens else strip_framing(ids, text_pair)
+
+    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word index per token of already-encoded rows (B T), -1 on specials: a token ending in </w> closes
+        a word. For whole-word masking of binarized corpora, where the text is gone."""
+        ends = torch.zeros(self.vocab_size, dtype=torch.bool)
+        for i, token in self.id2token.items():
+            ends[i] = token.endswith(END)
+        special = torch.zeros(self.vocab_size, dtype=torch.bool)
+        special[:len(SPECIAL_TOKENS)] = True
+        return word_ids_from_tables(ids, special, ends=ends)
 
     def id_to_token(self, i: int) -> str:
         return self.id2token.get(int(i), "<unk>")

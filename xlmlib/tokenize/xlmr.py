@@ -14,8 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import sentencepiece
+import torch
 
-from .base import CONFIG_NAME, BaseTokenizer, atomic_write, check_text, read_json, strip_framing, write_json
+from .base import (
+    CONFIG_NAME,
+    BaseTokenizer,
+    atomic_write,
+    check_text,
+    read_json,
+    strip_framing,
+    word_ids_from_tables,
+    write_json,
+)
 
 SPM_FILE = "sentencepiece.bpe.model"
 MASK = "<mask>"
@@ -50,6 +60,7 @@ class XLMRTokenizer(BaseTokenizer):
         self.model_file = path
         self.model_max_length = int(model_max_length)
         self.mask_id = self.sp.get_piece_size() + 1
+        self._word_starts = None
         self.vocab_size = self.sp.get_piece_size() + 2
 
     # -- loading and saving ---------------------------------------------------------------------
@@ -143,6 +154,19 @@ class XLMRTokenizer(BaseTokenizer):
         """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
         ids = self(text, text_pair, return_tensors=None, truncation=False, padding=False)["input_ids"]
         return ids if add_special_tokens else strip_framing(ids, text_pair)
+
+    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word index per token of already-encoded rows (B T), -1 on specials: a piece starting with ▁ opens
+        a word. For whole-word masking of binarized corpora, where the text is gone."""
+        if self._word_starts is None:
+            starts = torch.zeros(self.vocab_size, dtype=torch.bool)
+            starts[1:self.sp.get_piece_size()] = torch.tensor(
+                [self.sp.id_to_piece(i).startswith("\u2581") for i in range(1, self.sp.get_piece_size())])
+            special = torch.zeros(self.vocab_size, dtype=torch.bool)
+            special[list(SPECIALS) + [self.mask_id]] = True
+            self._word_starts = (starts.roll(1), special)  # fairseq id = spm id + 1
+        starts, special = self._word_starts
+        return word_ids_from_tables(ids, special, starts=starts)
 
     def id_to_token(self, i: int) -> str:
         i = int(i)

@@ -80,7 +80,8 @@ class TrainConfig(OptimConfig):
 
     sample_alpha > 0 turns on XLM's frequency-smoothed choice of masked positions (exact count,
     p ∝ count^-alpha); 0 is XLM-R's Bernoulli masking. lang_alpha is the language sampling exponent
-    (0.7 XLM, 0.3 XLM-R). Whole-word masking is not wired into the trainer yet (objectives.mask_tokens has it).
+    (0.7 XLM, 0.3 XLM-R). whole_word masks whole words (the tokenizer's word boundaries: SentencePiece's
+    leading ▁, BPE's closing </w>; not BERT's "##"), for mlm and tlm.
     """
 
     model: str = ""
@@ -96,6 +97,7 @@ class TrainConfig(OptimConfig):
     sample_alpha: float = 0.0
     lang_alpha: float = 0.7
     reset_positions: bool = True
+    whole_word: bool = False
     eval_steps: int = 10
     steps: int = 1000
     lr: float = 1e-4

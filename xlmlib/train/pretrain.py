@@ -60,19 +60,31 @@ def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size
 def build_source(cfg: TrainConfig, model_cfg: ModelConfig, files, out: Path, d: D.Dist, *, seed: int):
     """The batch source of the objective over `files` (train or valid inputs)."""
     prefixes = [corpus_prefix(f, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size) for f in files]
+    word_ids = _word_ids(cfg)
     if cfg.objective == "tlm":
         if len(prefixes) != 2:
             raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
         return TLMSource(ParallelCorpus(*prefixes), model_cfg, langs=cfg.langs[:2], batch_size=cfg.batch_size,
                          seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
-                         reset_positions=cfg.reset_positions)
+                         reset_positions=cfg.reset_positions, word_ids=word_ids)
     langs = cfg.langs or tuple(f"lang{i}" for i in range(len(prefixes)))
     if len(langs) != len(prefixes):
         raise ValueError(f"{len(prefixes)} --train files but {len(langs)} --langs; give one language per file")
     corpora = {lang: MemmapCorpus(p) for lang, p in zip(langs, prefixes)}
     return StreamSource(corpora, model_cfg, objective=cfg.objective, batch_size=cfg.batch_size,
                         seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
-                        sample_alpha=cfg.sample_alpha, lang_alpha=cfg.lang_alpha)
+                        sample_alpha=cfg.sample_alpha, lang_alpha=cfg.lang_alpha, word_ids=word_ids)
+
+
+def _word_ids(cfg: TrainConfig):
+    """Whole-word masking needs the tokenizer's word boundaries (a leading ▁, a closing </w>)."""
+    if not cfg.whole_word:
+        return None
+    if cfg.objective == "clm":
+        raise ValueError("whole_word applies to the masked objectives (mlm, tlm), not clm")
+    if not cfg.tokenizer:
+        raise ValueError("whole-word masking needs --tokenizer: word boundaries come from its vocabulary")
+    return load_text_encoder(cfg.tokenizer).word_ids_from_ids
 
 
 def lm_evaluator(source, n_batches: int, d: D.Dist):

@@ -55,10 +55,11 @@ class StreamSource:
 
     def __init__(self, corpora: dict[str, MemmapCorpus], cfg: ModelConfig, *, objective: str, batch_size: int,
                  seq_len: int, seed: int = 0, mlm_probability: float = 0.15, sample_alpha: float = 0.0,
-                 lang_alpha: float = 0.7):
+                 lang_alpha: float = 0.7, word_ids=None):
         if objective not in ("mlm", "clm"):
             raise ValueError(f"StreamSource does MLM or CLM, not {objective!r}")
         self.cfg, self.objective, self.seed = cfg, objective, seed
+        self.word_ids = word_ids  # ids (B T) -> word index per token: whole-word masking when given
         self.windows = {lang: TokenWindows(c, seq_len=seq_len, eos_id=cfg.eos_index, batch_size=batch_size, seed=seed)
                         for lang, c in corpora.items()}
         self.sampler = LanguageSampler({lang: int(c.header["n_tokens"]) for lang, c in corpora.items()},
@@ -82,7 +83,9 @@ class StreamSource:
             out = clm_batch(x, pad_id=self.cfg.pad_index)
             out.pop("langs", None)
             return _with_langs(out, self.ids, lang)
-        m = mask_tokens(x, self.masking, generator=step_generator(self.seed, step), token_weights=self.weights)
+        words = self.word_ids(x) if self.word_ids is not None else None
+        m = mask_tokens(x, self.masking, generator=step_generator(self.seed, step), token_weights=self.weights,
+                        word_ids=words)
         out = {"input_ids": m.input_ids, "attention_mask": torch.ones_like(x), "labels": m.labels}
         return _with_langs(out, self.ids, lang)
 
@@ -96,11 +99,12 @@ class TLMSource:
     """
 
     def __init__(self, corpus: ParallelCorpus, cfg: ModelConfig, *, langs, batch_size: int, seq_len: int,
-                 seed: int = 0, mlm_probability: float = 0.15, reset_positions: bool = True):
+                 seed: int = 0, mlm_probability: float = 0.15, reset_positions: bool = True, word_ids=None):
         if len(langs) != 2:
             raise ValueError(f"TLM needs two languages (source, target), got {list(langs)}")
         self.corpus, self.cfg, self.langs, self.seed = corpus, cfg, tuple(langs), seed
         self.batch_size, self.reset_positions = batch_size, reset_positions
+        self.word_ids = word_ids  # as in StreamSource
         self.max_len = (seq_len - 4) // 2  # each side's content, so that the framed pair fits seq_len
         self.ids = lang_ids(cfg, self.langs)
         self.masking = masking_for(cfg, mlm_probability)
@@ -116,7 +120,8 @@ class TLMSource:
         ids = [self.ids.get(code, 0) for code in self.langs]
         out = tlm_batch(pairs, lang1_id=ids[0], lang2_id=ids[1], pad_id=cfg.pad_index, bos_id=self.bos,
                         eos_id=cfg.eos_index, reset_positions=self.reset_positions, max_len=self.max_len)
-        m = mask_tokens(out["input_ids"], self.masking, generator=step_generator(self.seed, step))
+        words = self.word_ids(out["input_ids"]) if self.word_ids is not None else None
+        m = mask_tokens(out["input_ids"], self.masking, generator=step_generator(self.seed, step), word_ids=words)
         out["input_ids"], out["labels"] = m.input_ids, m.labels
         out["positions"] = out["positions"] + cfg.position_offset
         if not self.ids:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from ..atomic import write_text
 
 
@@ -19,6 +21,9 @@ class TextEncoder(Protocol):
     vocab_size: int
 
     def encode(self, text: str) -> list[int]: ...
+
+    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word index per token of encoded rows (B T), -1 on specials (whole-word masking)."""
 
 
 class WordVocab:
@@ -50,6 +55,10 @@ class WordVocab:
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self.words[i] for i in ids)
 
+    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Every token is a whole word here."""
+        return torch.arange(ids.shape[1]).expand_as(ids)
+
 
 class TokenizerAdapter:
     """An xlmlib.Tokenizer seen as a TextEncoder: the ids of a sentence without <s>/</s> framing, which
@@ -61,6 +70,9 @@ class TokenizerAdapter:
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.tokenizer.word_ids_from_ids(ids)
 
 
 def load_text_encoder(src: str) -> TextEncoder:
