@@ -85,13 +85,13 @@ class QuestionAnsweringBeam(TaskModel):
         cfg = self.config
         B, T, D = h.shape
         start_probs = F.softmax(start_logits, dim=-1)
-        start_top, start_idx = torch.topk(start_probs, cfg.start_n_top, dim=-1)  # B N
+        start_top, start_idx = torch.topk(start_probs, min(cfg.start_n_top, T), dim=-1)  # B N (fewer if T is short)
         start_states = h.gather(1, start_idx[..., None].expand(-1, -1, D))  # B N D
         start_states = start_states[:, None].expand(-1, T, -1, -1)  # B T N D
         h_exp = h[:, :, None].expand_as(start_states)
         end_mask = p_mask[..., None] if p_mask is not None else None
         end_probs = F.softmax(self.qa_head.end_logits(h_exp, start_states, end_mask), dim=1)  # B T N
-        end_top, end_idx = torch.topk(end_probs, cfg.end_n_top, dim=1)  # B M N
+        end_top, end_idx = torch.topk(end_probs, min(cfg.end_n_top, T), dim=1)  # B M N
         weighted_start = torch.einsum("btd,bt->bd", h, start_probs)
         cls_logits = self.qa_head.answer_logits(h, weighted_start, cls_index)
         return Output(

@@ -191,3 +191,10 @@ def test_masked_only_training_loss_equals_the_full_projection(cls):
     torch.testing.assert_close(fast.loss, full.loss, atol=1e-6, rtol=0)
     for name, g in full_grads.items():
         torch.testing.assert_close(fast_grads[name], g, atol=1e-6, rtol=1e-5)
+
+
+def test_beam_qa_on_inputs_shorter_than_the_beam():
+    """start_n_top/end_n_top (5) larger than the sequence: the beam narrows to the tokens there are."""
+    model = model_of(xlmlib.QuestionAnsweringBeam, tiny_xlmr())
+    out = model(torch.tensor([[5, 6, 7]]))
+    assert out.start_top_index.shape == (1, 3) and out.end_top_index.shape == (1, 9)
