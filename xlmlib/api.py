@@ -46,11 +46,10 @@ def load(src, task: str = "masked-lm", *, dtype=None, device=None, **head_option
 
 
 def _lang_kwargs(model, lang):
-    if not model.config.has_lang_emb:
-        return {}
-    if lang is None:
+    """The tokenizer's lang= (XLM's language-specific preprocessing; langs for language embeddings)."""
+    if lang is None and model.config.has_lang_emb:
         raise ValueError(f"this model needs a language: pass lang= one of {', '.join(model.config.langs)}")
-    return {"lang": lang}
+    return {} if lang is None else {"lang": lang}
 
 
 def _surface(tok, token_id: int) -> str:
@@ -127,7 +126,8 @@ def generate(model, tok, prompt, *, lang: str | None = None, **options) -> list[
     fields (max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, length_penalty, eos_token_id,
     seed). Returns the new text of each prompt."""
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    encoded = [tok.encode(p)[:-1] for p in prompts]  # drop </s>: the continuation follows the prompt
+    framed = tok(prompts, padding=False, truncation=False, return_tensors=None, **_lang_kwargs(model, lang))
+    encoded = [ids[:-1] for ids in framed["input_ids"]]  # drop </s>: the continuation follows the prompt
     width = max(len(e) for e in encoded)
     pad = model.config.pad_index
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])
@@ -136,7 +136,6 @@ def generate(model, tok, prompt, *, lang: str | None = None, **options) -> list[
     options.setdefault("pad_token_id", pad)
     langs = None
     if model.config.has_lang_emb:
-        _lang_kwargs(model, lang)
         if lang not in model.config.lang2id:
             raise ValueError(f"unknown language {lang!r}; this model knows: {', '.join(model.config.langs)}")
         langs = model.config.lang2id[lang]
