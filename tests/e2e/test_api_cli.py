@@ -108,3 +108,33 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
     for verb in ("info", "fill-mask", "embed", "generate"):
         helped = run_cli(verb, "--help")
         assert helped.returncode == 0 and "example: xlmlib " + verb in helped.stdout
+
+
+@pytest.fixture(scope="module")
+def xlm_dir(tmp_path_factory, assets):
+    """A tiny XNLI-15-shaped XLM (language embeddings) with the released XNLI-15 BPE vocabulary."""
+    folder = tmp_path_factory.mktemp("tiny-xlm")
+    cfg = xlmlib.ModelConfig.from_preset("xlm-mlm-xnli15-1024").replace(
+        n_layers=1, dim=16, n_heads=2, ffn_dim=64, dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    model = xlmlib.CausalLM(cfg)
+    model.reset_parameters()
+    model.save_pretrained(folder)
+    tok = xlmlib.Tokenizer.from_pretrained(assets / "xlm-bpe-fastbpe", release="xnli_15")
+    assert tok.vocab_size == cfg.vocab_size
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_xlm_api_carries_languages(xlm_dir):
+    model, tok = xlmlib.load(xlm_dir, task="masked-lm")
+    result = xlmlib.fill_mask(model, tok, "le chat est <special1> .", lang="fr", top_k=2)
+    assert len(result[0]) == 2 and all(c["text"].startswith("le chat est ") for c in result[0])
+    with pytest.raises(ValueError, match="needs a language: pass lang= one of ar, bg, de"):
+        xlmlib.fill_mask(model, tok, "le chat est <special1> .")
+    clm, tok = xlmlib.load(xlm_dir, task="causal-lm")
+    assert len(xlmlib.generate(clm, tok, ["le chat", "the cat sat"], lang="fr", max_new_tokens=3)) == 2
+    with pytest.raises(ValueError, match="unknown language 'xx'"):
+        xlmlib.generate(clm, tok, "le chat", lang="xx", max_new_tokens=3)
+    vectors = xlmlib.embed(xlmlib.Encoder.from_pretrained(xlm_dir), tok, ["un", "deux trois"], lang="fr")
+    assert vectors.shape == (2, 16)
