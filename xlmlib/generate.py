@@ -3,7 +3,8 @@
 Prompts are left-padded into one batch; positions count real tokens only, so a padded prompt continues
 exactly like the same prompt alone, and `langs` is carried to every new token. This is next-token
 prediction as in XLM's own TransformerModel.generate; transformers' XLMWithLMHeadModel.generate instead
-appends config.mask_token_id and predicts at that position (modeling_xlm prepare_inputs_for_generation).
+appends config.mask_token_id and predicts at that position (modeling_xlm prepare_inputs_for_generation),
+which GenerationConfig(append_token_id=...) reproduces for users who need its outputs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class GenerationConfig:
     eos_token_id: int | None = None
     pad_token_id: int = 1
     seed: int | None = None
+    # transformers' XLMWithLMHeadModel.generate: append this id and predict at its position, the whole
+    # prefix recomputed each step (modeling_xlm prepare_inputs_for_generation, config.mask_token_id).
+    # None (the default) is next-token prediction, as XLM's own generate does.
+    append_token_id: int | None = None
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.num_beams < 1:
@@ -69,6 +74,37 @@ class _Stepper:
             self.langs = self.langs[index]
 
 
+class _AppendStepper:
+    """Scores the next token at an appended probe token (append_token_id), recomputing the whole prefix;
+    `langs` is one id for every token, as transformers' config.lang_id."""
+
+    def __init__(self, model, ids, mask, langs, probe_id: int):
+        if torch.is_tensor(langs) and langs.dim() > 0:
+            raise ValueError("append_token_id generation takes one language id (an int) for every token")
+        self.model, self.ids, self.mask, self.langs, self.probe = model, ids, mask, langs, probe_id
+
+    def _logits(self):
+        probe = F.pad(self.ids, (0, 1), value=self.probe)
+        return self.model(probe, attention_mask=F.pad(self.mask, (0, 1), value=1), langs=self.langs).logits[:, -1].float()
+
+    def start(self, ids):
+        return self._logits()
+
+    def step(self, tokens):
+        self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
+        self.mask = F.pad(self.mask, (0, 1), value=1)
+        return self._logits()
+
+    def reorder(self, index):
+        self.ids, self.mask = self.ids[index], self.mask[index]
+
+
+def _stepper(model, ids, mask, langs, cfg: GenerationConfig):
+    if cfg.append_token_id is not None:
+        return _AppendStepper(model, ids, mask, langs, cfg.append_token_id)
+    return _Stepper(model, ids, mask, langs)
+
+
 def _filter(logits, cfg: GenerationConfig):
     logits = logits / cfg.temperature
     if cfg.top_k:
@@ -90,7 +126,7 @@ def generate_ids(model, ids, attention_mask=None, langs=None, config: Generation
     if cfg.num_beams > 1:
         return _beam_search(model, ids, mask, langs, cfg)
     gen = torch.Generator(device=ids.device).manual_seed(cfg.seed) if cfg.seed is not None else None
-    stepper = _Stepper(model, ids, mask, langs)
+    stepper = _stepper(model, ids, mask, langs, cfg)
     logits, out = stepper.start(ids), ids
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(cfg.max_new_tokens):
@@ -113,7 +149,7 @@ def _beam_search(model, ids, mask, langs, cfg: GenerationConfig):
     B, K = ids.shape[0], cfg.num_beams
     rows = torch.arange(B, device=ids.device).repeat_interleave(K)
     langs = langs[rows] if torch.is_tensor(langs) and langs.dim() >= 1 else langs
-    stepper = _Stepper(model, ids[rows], mask[rows], langs)
+    stepper = _stepper(model, ids[rows], mask[rows], langs, cfg)
     logp = stepper.start(ids[rows]).log_softmax(-1)
     scores = torch.full((B, K), float("-inf"), device=ids.device)
     scores[:, 0] = 0.0  # identical beams at the start: expand only the first

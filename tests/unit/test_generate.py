@@ -1,6 +1,7 @@
 """Generation: cached decoding equals recomputing everything, beam search with one beam equals greedy,
-sampling is reproducible, left-padded batches equal single prompts, and cached greedy decoding equals a
-full-recompute greedy loop of transformers' XLMRobertaForCausalLM and XLMWithLMHeadModel (causal)."""
+sampling is reproducible, left-padded batches equal single prompts, cached greedy decoding equals a
+full-recompute greedy loop of transformers' XLMRobertaForCausalLM and XLMWithLMHeadModel (causal), and the
+append-token mode equals transformers' XLM generate() token for token."""
 
 import pytest
 import torch
@@ -99,6 +100,23 @@ def test_xlm_clm_greedy_equals_reference_forward_loop(tmp_path):
             nxt = ref(input_ids=expected, langs=langs).logits[:, -1].argmax(-1, keepdim=True)
             expected = torch.cat([expected, nxt], dim=1)
     assert torch.equal(generate_ids(ours, ids, langs=2, config=GenerationConfig(max_new_tokens=10)), expected)
+
+
+def test_append_token_mode_equals_transformers_xlm_generate(tmp_path):
+    """transformers' XLMWithLMHeadModel.generate (causal config) appends config.mask_token_id and predicts at
+    it, with config.lang_id everywhere; append_token_id reproduces it token for token."""
+    from ..parity.hf_models import build, xlm_config
+
+    ref = build("XLMWithLMHeadModel", xlm_config(causal=True, max_position_embeddings=40, mask_token_id=5,
+                                                 lang_id=2), tmp_path, seed=3)
+    ours = xlmlib.CausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([[0, 7, 8, 9], [0, 11, 12, 13]])
+    with torch.no_grad():
+        expected = ref.generate(ids, max_new_tokens=10, do_sample=False, eos_token_id=None, pad_token_id=2)
+    cfg = GenerationConfig(max_new_tokens=10, append_token_id=5, pad_token_id=2)
+    got = generate_ids(ours, ids, langs=2, config=cfg)
+    assert torch.equal(got, expected)
+    assert not torch.equal(got, generate_ids(ours, ids, langs=2, config=GenerationConfig(max_new_tokens=10)))
 
 
 def test_bad_generation_settings_are_refused():
