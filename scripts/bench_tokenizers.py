@@ -16,11 +16,11 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from bench_model import alternate
 
 XNLI_CODES = {"ara": "ar", "bul": "bg", "deu": "de", "ell": "el", "spa": "es", "fra": "fr", "hin": "hi",
               "rus": "ru", "swh": "sw", "tur": "tr", "urd": "ur", "vie": "vi"}
@@ -32,18 +32,6 @@ def _lines(path: Path) -> list[str]:
 
 def _batches(items, size):
     return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _alternate(ours, theirs, repeats):
-    """Median seconds of each, runs interleaved; one warm-up each first (both keep per-word caches)."""
-    ours(), theirs()
-    t_ours, t_theirs = [], []
-    for _ in range(repeats):
-        for fn, acc in ((ours, t_ours), (theirs, t_theirs)):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
-    return statistics.median(t_ours), statistics.median(t_theirs)
 
 
 def case_xlmr(assets, n, repeats, batch_size):
@@ -65,7 +53,7 @@ def case_xlmr(assets, n, repeats, batch_size):
     mismatched = [line for line in lines if ours.encode(line) != theirs(line)["input_ids"]] if same < len(batches) else []
     # Where transformers differs, check that ours is sentencepiece + the fairseq shift (the reference).
     spm_ok = all(ours.encode(line) == [0] + [i + 1 if i else 3 for i in ours.sp.encode(line)] + [2] for line in mismatched)
-    t_ours, t_theirs = _alternate(
+    t_ours, t_theirs = alternate(
         lambda: [ours(b) for b in batches],
         lambda: [theirs(b, padding=True, truncation=True, max_length=512, return_tensors="pt") for b in batches],
         repeats)
@@ -97,7 +85,7 @@ def case_xlm_english(assets, n, repeats, batch_size):
     batches = _batches(lines, batch_size)
     kw = {"padding": True, "truncation": True, "max_length": 512, "return_tensors": "pt"}
     bad = sum(ours(b, lang="en")["input_ids"].tolist() != theirs(b, **kw)["input_ids"].tolist() for b in batches)
-    t_ours, t_theirs = _alternate(lambda: [ours(b, lang="en") for b in batches],
+    t_ours, t_theirs = alternate(lambda: [ours(b, lang="en") for b in batches],
                                   lambda: [theirs(b, **kw) for b in batches], repeats)
     return (f"XLM en-fr vocab, English, batches of {batch_size}, padded, pt tensors", len(lines), t_ours, t_theirs,
             f"ids identical in {len(batches) - bad}/{len(batches)} batches (tokens: tests)")
@@ -126,7 +114,7 @@ def case_xlm_multilingual(assets, n, repeats, batch_size):
                 for b in batches]
 
     same = sum(a == b for a, b in zip(run_ours(), run_theirs()))
-    t_ours, t_theirs = _alternate(run_ours, run_theirs, repeats)
+    t_ours, t_theirs = alternate(run_ours, run_theirs, repeats)
     return (f"XLM XNLI-15, 13 languages (lang per line), batches of {batch_size}, id lists", len(pairs),
             t_ours, t_theirs, f"ids identical in {same}/{len(batches)} batches (tokens: tests)")
 

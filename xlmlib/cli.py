@@ -68,7 +68,7 @@ def _run_embed(args) -> int:
     import numpy as np
 
     from .api import embed, load
-    from .checkpoint.save import atomic_path
+    from .atomic import atomic_path
 
     model, tok = load(args.model, task="encoder", device=args.device)
     _need_tokenizer(tok, args.model)

@@ -15,8 +15,6 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_path
-
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 IGNORE_INDEX = -100
 CONFIG_NAME = "tokenizer_config.json"
@@ -130,16 +128,6 @@ def strip_framing(ids: list[int], text_pair) -> list[int]:
     if text_pair is not None:
         raise ValueError("add_special_tokens=False is for single texts: a pair needs its separators")
     return ids[1:-1]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder (xlmlib.atomic): readers never see half a file."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:

@@ -20,7 +20,7 @@ import itertools
 import json
 from pathlib import Path
 
-from .base import atomic_write
+from ..atomic import write_bytes as atomic_write
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<unk>"] + [f"<special{i}>" for i in range(10)]
 END = "</w>"

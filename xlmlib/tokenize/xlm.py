@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_json
 from . import align, moses
 from .base import (
     CONFIG_NAME,
@@ -22,7 +23,6 @@ from .base import (
     read_json,
     strip_framing,
     word_ids_from_tables,
-    write_json,
 )
 from .bpe import (
     BPE,
@@ -78,6 +78,7 @@ class XLMTokenizer(BaseTokenizer):
         self.default_lang = default_lang
         self.vocab_size = max(self.id2token) + 1
         self._cache: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
+        self._word_ends = None
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -248,11 +249,14 @@ class XLMTokenizer(BaseTokenizer):
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Word index per token of already-encoded rows (B T), -1 on specials: a token ending in </w> closes
         a word. For whole-word masking of binarized corpora, where the text is gone."""
-        ends = torch.zeros(self.vocab_size, dtype=torch.bool)
-        for i, token in self.id2token.items():
-            ends[i] = token.endswith(END)
-        special = torch.zeros(self.vocab_size, dtype=torch.bool)
-        special[:len(SPECIAL_TOKENS)] = True
+        if self._word_ends is None:  # built once: the trainer calls this for every batch
+            ends = torch.zeros(self.vocab_size, dtype=torch.bool)
+            for i, token in self.id2token.items():
+                ends[i] = token.endswith(END)
+            special = torch.zeros(self.vocab_size, dtype=torch.bool)
+            special[:len(SPECIAL_TOKENS)] = True
+            self._word_ends = (ends, special)
+        ends, special = self._word_ends
         return word_ids_from_tables(ids, special, ends=ends)
 
     def id_to_token(self, i: int) -> str:

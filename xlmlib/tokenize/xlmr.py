@@ -16,15 +16,15 @@ import numpy as np
 import sentencepiece
 import torch
 
+from ..atomic import write_bytes as atomic_write
+from ..atomic import write_json
 from .base import (
     CONFIG_NAME,
     BaseTokenizer,
-    atomic_write,
     check_text,
     read_json,
     strip_framing,
     word_ids_from_tables,
-    write_json,
 )
 
 SPM_FILE = "sentencepiece.bpe.model"
