@@ -201,19 +201,25 @@ def _run_pretrain(args) -> int:
 def _configure_preprocess(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", required=True, help="tokenizer source, or a word-list .txt")
     p.add_argument("--out", required=True, help="folder for the binarized corpora (NAME.ids.bin/.offsets.bin/.json)")
+    p.add_argument("--langs", help="comma-separated language codes, one per input file, e.g. en,fr (XLM's "
+                   "tokenization rules depend on the language; default: the tokenizer's default language)")
     p.add_argument("inputs", nargs="+", help="text files, one sentence per line")
 
 
 def _run_preprocess(args) -> int:
+    import functools
     from pathlib import Path
 
     from .train.data import binarize
     from .train.text import load_text_encoder
 
+    langs = _files(args.langs) if args.langs else [None] * len(args.inputs)
+    if len(langs) != len(args.inputs):
+        raise ValueError(f"{len(args.inputs)} input files but {len(langs)} --langs; give one language per file")
     encoder = load_text_encoder(args.tokenizer)
-    for path in args.inputs:
+    for path, lang in zip(args.inputs, langs):
         prefix = Path(args.out) / Path(path).stem
-        header = binarize(path, encoder.encode, prefix, vocab_size=encoder.vocab_size)
+        header = binarize(path, functools.partial(encoder.encode, lang=lang), prefix, vocab_size=encoder.vocab_size)
         print(f"{prefix}: {header['n_sentences']} sentences, {header['n_tokens']} tokens")
     return 0
 

@@ -41,7 +41,7 @@ class _TwoLetterPieces:
     def __init__(self):
         self.table = {}
 
-    def encode(self, text):
+    def encode(self, text, lang=None):
         pieces = [w[i : i + 2] for w in text.split() for i in range(0, len(w), 2)]
         return [self.table.setdefault(p, 10 + len(self.table)) for p in pieces]
 

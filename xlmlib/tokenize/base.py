@@ -205,6 +205,10 @@ class BaseTokenizer:
         flat = np.fromiter((i for row in ids for i in row), dtype=np.int64, count=int(lens.sum()))
         return flat, lens
 
+    def _tokens(self, text: str, lang: str | None) -> list[str]:
+        """The pieces of one text, without special tokens (what `tokenize` returns)."""
+        raise NotImplementedError
+
     def _lang_ids(self, lang, n: int) -> list[str | None]:
         """Per-text language codes; subclasses validate them."""
         if lang is None or isinstance(lang, str):
@@ -218,7 +222,17 @@ class BaseTokenizer:
         """Language-embedding ids per text, or None when the checkpoint has no language embeddings."""
         return None
 
-    # -- the public call ----------------------------------------------------------------------
+    # -- the public calls ---------------------------------------------------------------------
+    def tokenize(self, text: str, lang: str | None = None) -> list[str]:
+        """The pieces of text. lang picks XLM's language rules (Moses, segmenters); XLM-R ignores it."""
+        return self._tokens(check_text(text), lang)
+
+    def encode(self, text: str, text_pair: str | None = None, lang: str | None = None,
+               add_special_tokens: bool = True) -> list[int]:
+        """Ids of text (and text_pair); add_special_tokens=False leaves out the framing (single texts)."""
+        ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
+        return ids if add_special_tokens else strip_framing(ids, text_pair)
+
     def __call__(self, texts, text_pair=None, *, lang=None, padding=True, truncation=True, max_length=None,
                  return_tensors="pt", return_offsets=False) -> Batch:
         single = isinstance(texts, str)

@@ -21,7 +21,6 @@ from .base import (
     BaseTokenizer,
     check_text,
     read_json,
-    strip_framing,
     word_ids_from_tables,
 )
 from .bpe import (
@@ -223,11 +222,10 @@ class XLMTokenizer(BaseTokenizer):
         return ids, spans
 
     # -- public helpers ------------------------------------------------------------------------
-    def tokenize(self, text: str, lang: str | None = None) -> list[str]:
+    def _tokens(self, text: str, lang: str | None = None) -> list[str]:
         return self._ids_and_pieces(text, lang)[1]
 
     def _ids_and_pieces(self, text, lang):
-        check_text(text)
         ids, pieces = [], []
         for k, part in enumerate(_SPECIAL_SPLIT.split(text)):
             if k % 2:
@@ -239,12 +237,6 @@ class XLMTokenizer(BaseTokenizer):
                 ids += hit[0]
                 pieces += hit[1]
         return ids, pieces
-
-    def encode(self, text: str, text_pair: str | None = None, lang: str | None = None,
-               add_special_tokens: bool = True) -> list[int]:
-        """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
-        ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
-        return ids if add_special_tokens else strip_framing(ids, text_pair)
 
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Word index per token of already-encoded rows (B T), -1 on specials: a token ending in </w> closes

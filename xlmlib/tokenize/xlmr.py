@@ -23,7 +23,6 @@ from .base import (
     BaseTokenizer,
     check_text,
     read_json,
-    strip_framing,
     word_ids_from_tables,
 )
 
@@ -146,14 +145,9 @@ class XLMRTokenizer(BaseTokenizer):
         return np.concatenate(pieces) if pieces else flat, lens
 
     # -- public helpers ------------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[str]:
+    def _tokens(self, text: str, lang=None) -> list[str]:
         ids, _ = self._encode_one(text)
         return [self.id_to_token(i) for i in ids]
-
-    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True) -> list[int]:
-        """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
-        ids = self(text, text_pair, return_tensors=None, truncation=False, padding=False)["input_ids"]
-        return ids if add_special_tokens else strip_framing(ids, text_pair)
 
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Word index per token of already-encoded rows (B T), -1 on specials: a piece starting with ▁ opens

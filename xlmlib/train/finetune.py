@@ -144,7 +144,8 @@ def _label(label_id, name):
 
 def _encode_pair(e: Example, encoder, label_id, bos, cfg, max_len):
     """XLM-R: <s> A </s></s> B </s>; XLM (XNLI framing, formats.md §5): </s> A </s> B </s>."""
-    a, b = encoder.encode(e.text), encoder.encode(e.text_pair) if e.text_pair else []
+    lang = e.lang or None  # the example's language picks the tokenizer's rules (XLM's Moses)
+    a, b = encoder.encode(e.text, lang), encoder.encode(e.text_pair, lang) if e.text_pair else []
     budget = max_len - (4 if b else 2)
     if b:
         b = b[: max(budget // 2, budget - len(a))]
@@ -160,7 +161,7 @@ def _encode_words(e: Example, encoder, label_id, bos, eos, max_len):
     its tag goes to its first sub-token (word_ids), -100 to the other sub-tokens and the framing."""
     ids, tgt = [bos], [IGNORE_INDEX]
     for word, tag in zip(e.words, e.tags):
-        pieces = encoder.encode(word) or [encoder.encode("?")[0]]
+        pieces = encoder.encode(word, e.lang or None) or [encoder.encode("?", e.lang or None)[0]]
         if len(ids) + len(pieces) > max_len - 1:
             break
         ids += pieces

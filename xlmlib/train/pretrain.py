@@ -8,6 +8,7 @@ and OUT/model (save_pretrained, loadable by from_pretrained).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from pathlib import Path
@@ -39,8 +40,9 @@ def build_model(spec: str, objective: str, *, seed: int = 0):
     return cls.from_pretrained(spec)
 
 
-def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size: int) -> str:
-    """The binarized prefix for `path`, binarizing a text file into OUT/data first (rank 0 only)."""
+def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size: int, lang: str | None = None) -> str:
+    """The binarized prefix for `path`, binarizing a text file into OUT/data first (rank 0 only) with the
+    tokenizer's rules for `lang` (XLM's Moses rules differ per language)."""
     if Path(path + ".json").is_file():
         return path
     if not Path(path).is_file():
@@ -52,24 +54,26 @@ def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size
         encoder = load_text_encoder(tokenizer)
         if encoder.vocab_size > vocab_size:
             raise ValueError(f"tokenizer {tokenizer} has {encoder.vocab_size} ids, the model only {vocab_size}")
-        binarize(path, encoder.encode, prefix, vocab_size=vocab_size)
+        binarize(path, functools.partial(encoder.encode, lang=lang), prefix, vocab_size=vocab_size)
     D.barrier(d)
     return str(prefix)
 
 
 def build_source(cfg: TrainConfig, model_cfg: ModelConfig, files, out: Path, d: D.Dist, *, seed: int):
     """The batch source of the objective over `files` (train or valid inputs)."""
-    prefixes = [corpus_prefix(f, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size) for f in files]
+    if cfg.objective == "tlm" and len(files) != 2:
+        raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
+    if cfg.langs and len(cfg.langs) < len(files) or cfg.objective != "tlm" and len(cfg.langs) > len(files):
+        raise ValueError(f"{len(files)} input files but {len(cfg.langs)} --langs; give one language per file")
+    file_langs = cfg.langs[:len(files)] or (None,) * len(files)
+    prefixes = [corpus_prefix(f, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size, lang=lang)
+                for f, lang in zip(files, file_langs)]
     word_ids = _word_ids(cfg)
     if cfg.objective == "tlm":
-        if len(prefixes) != 2:
-            raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
         return TLMSource(ParallelCorpus(*prefixes), model_cfg, langs=cfg.langs[:2], batch_size=cfg.batch_size,
                          seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
                          reset_positions=cfg.reset_positions, word_ids=word_ids)
     langs = cfg.langs or tuple(f"lang{i}" for i in range(len(prefixes)))
-    if len(langs) != len(prefixes):
-        raise ValueError(f"{len(prefixes)} --train files but {len(langs)} --langs; give one language per file")
     corpora = {lang: MemmapCorpus(p) for lang, p in zip(langs, prefixes)}
     return StreamSource(corpora, model_cfg, objective=cfg.objective, batch_size=cfg.batch_size,
                         seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
