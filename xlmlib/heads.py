@@ -1,4 +1,4 @@
-"""Task models: the encoder plus a head, with the losses the reference implementations give.
+"""Task models: the encoder plus a head. Heads compute logits; their losses are in losses.py.
 
 Head shapes follow config.head_style: "xlm" (modeling_xlm) or "roberta" (modeling_xlm_roberta /
 modeling_xlm_roberta_xl). Shape legend as in model.py (B T D V C).
@@ -10,10 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import losses
 from .config import ModelConfig
 from .model import Output, Transformer, fill_sinusoidal, init_weights
-
-IGNORE = -100
 
 
 class TaskModel(Transformer):
@@ -131,18 +130,23 @@ class MaskedLM(TaskModel):
         """Logits and loss; with shift, position t predicts labels[t + 1]."""
         targets = None if labels is None else (labels[:, 1:] if shift else labels)
         if targets is not None and self.training and self.masked_only_loss and self.lm_head.quantized is None:
-            from .objectives import masked_lm_loss
-
-            rows = h[:, :-1] if shift else h
-            loss = masked_lm_loss(rows, targets, self.embed.tokens.weight, self.lm_head.bias,
-                                  transform=self.lm_head.transform).loss
+            loss = self.lm_loss(h[:, :-1] if shift else h, targets).loss
             return Output(last_hidden_state=h, loss=loss, hidden_states=hidden, cache=cache)
         logits = self.lm_head(h, self.embed.tokens)
-        loss = None
-        if targets is not None:
-            scored = logits[:, :-1] if shift else logits
-            loss = F.cross_entropy(scored.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        loss = None if targets is None else losses.full_lm_loss(logits[:, :-1] if shift else logits, targets)
         return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden, cache=cache)
+
+    def lm_loss(self, h, labels, *, reduction: str = "mean", full_projection: bool = False) -> losses.LMLoss:
+        """The LM loss of hidden states h (B T D) against aligned labels (B T, no shift), with the logits
+        and labels of the predicted rows. By default only those rows are projected onto the vocabulary;
+        full_projection projects every row first (the same loss, for comparisons and benchmarks)."""
+        if not full_projection and self.lm_head.quantized is None:
+            return losses.masked_lm_loss(h, labels, self.embed.tokens.weight, self.lm_head.bias,
+                                         transform=self.lm_head.transform, reduction=reduction)
+        logits = self.lm_head(h, self.embed.tokens)
+        selected = labels != losses.IGNORE_INDEX
+        return losses.LMLoss(losses.full_lm_loss(logits, labels, reduction=reduction), logits[selected],
+                             labels[selected])
 
 
 class CausalLM(MaskedLM):
@@ -194,17 +198,12 @@ class SequenceClassifier(TaskModel):
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        logits = self.classifier(h)
-        loss = None if labels is None else classification_loss(logits, labels, self.config.num_labels)
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, logits=self.classifier(h), hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
 
-
-def classification_loss(logits, labels, num_labels):
-    if num_labels == 1:
-        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(-1))
-    if labels.dtype in (torch.long, torch.int):
-        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
-    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        return losses.classification_loss(out.logits, labels, self.config.num_labels, reduction=reduction)
 
 
 class TokenClassifier(TaskModel):
@@ -222,11 +221,12 @@ class TokenClassifier(TaskModel):
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        logits = self.classifier(self.dropout(h))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, logits=self.classifier(self.dropout(h)), hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
+
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        return losses.token_loss(out.logits, labels, reduction=reduction)
 
 
 class QuestionAnswering(TaskModel):
@@ -243,16 +243,13 @@ class QuestionAnswering(TaskModel):
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
         start, end = self.qa_outputs(h).unbind(-1)
-        loss = None if labels is None else span_loss(start, end, *labels)
-        return Output(last_hidden_state=h, start_logits=start, end_logits=end, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, start_logits=start, end_logits=end, hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
 
-
-def span_loss(start_logits, end_logits, start_positions, end_positions):
-    ignored = start_logits.shape[1]
-    start = start_positions.view(-1).clamp(0, ignored)
-    end = end_positions.view(-1).clamp(0, ignored)
-    return (F.cross_entropy(start_logits, start, ignore_index=ignored)
-            + F.cross_entropy(end_logits, end, ignore_index=ignored)) / 2
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        """labels = (start_positions, end_positions)."""
+        return losses.span_loss(out.start_logits, out.end_logits, *labels, reduction=reduction)
 
 
 class MultipleChoice(TaskModel):
@@ -278,9 +275,12 @@ class MultipleChoice(TaskModel):
             logits = self.classifier(self.dropout(self.pooler(h)))
         else:
             logits = self.logits_proj(self.classifier(self.dropout(h[:, 0])))
-        logits = logits.view(-1, n_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, logits=logits.view(-1, n_choices), hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
+
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        return losses.choice_loss(out.logits, labels, reduction=reduction)
 
 
 def _flatten_choices(t):

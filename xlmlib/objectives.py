@@ -1,4 +1,4 @@
-"""Model-independent pretraining objectives: MLM masking, the masked-only LM loss, TLM/CLM batches, language sampling.
+"""Model-independent pretraining objectives: MLM masking, TLM/CLM batches, language sampling (the LM loss is in losses.py).
 
 Pure tensor functions; nothing here knows the model. Shapes: B batch, T time, D hidden, V vocabulary,
 M number of predicted positions. Facts about the original recipes come from reference/formats.md §5
@@ -10,15 +10,14 @@ Positions returned here are 0-based; the model adds its family's offset (XLM-R s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-IGNORE_INDEX = -100  # the label of a position that is not predicted (torch cross_entropy's default)
+from .losses import IGNORE_INDEX
 
 
 @dataclass(frozen=True)
@@ -183,44 +182,6 @@ def mask_tokens(
     return MaskedBatch(corrupted.to(device), labels.to(device), pred_mask.to(device))
 
 
-class LMLoss(NamedTuple):
-    loss: torch.Tensor  # scalar
-    logits: torch.Tensor  # (M, V) logits of the predicted positions only
-    targets: torch.Tensor  # (M,) their labels
-
-
-def masked_lm_loss(
-    hidden: torch.Tensor,
-    labels: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    *,
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    reduction: str = "mean",
-) -> LMLoss:
-    """Cross-entropy of the LM head computed on the predicted rows only: (M, D) @ (D, V), not (B·T, V).
-
-    hidden (B, T, D); labels (B, T) with IGNORE_INDEX where nothing is predicted; weight (V, D) (tied to
-    the input embedding or not); transform: the head's per-row step before the projection (XLM-R's
-    lm_head dense → gelu → LayerNorm; XLM's pred_layer has none). Equal to cross_entropy over the full
-    projection with ignore_index (MLM 0.15·B·T rows instead of B·T; pytext PR#957, user-needs item 2).
-    reduction "sum" lets a data-parallel trainer divide by the global count of predicted positions.
-    With no predicted position the loss is 0 (kept in the graph), not the NaN of a mean over nothing.
-    """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    selected = labels != IGNORE_INDEX
-    rows = hidden[selected]
-    if transform is not None:
-        rows = transform(rows)
-    logits = F.linear(rows, weight, bias)
-    targets = labels[selected]
-    if targets.numel() == 0:
-        return LMLoss(logits.sum() * 0.0, logits, targets)
-    loss = F.cross_entropy(logits.float(), targets, reduction=reduction)
-    return LMLoss(loss, logits, targets)
-
-
 def _as_list(ids) -> list[int]:
     return [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
 
@@ -293,7 +254,7 @@ def clm_batch(
 
     labels[:, t] = input_ids[:, t + 1]; the last position, positions whose target is a pad, and the first
     `context_size` positions (XLM's CLM step does not predict them) get IGNORE_INDEX, so the loss is
-    masked_lm_loss(hidden, labels, ...) over the same labels. lang_id: one id for the batch, a (B,) tensor
+    losses.masked_lm_loss(hidden, labels, ...) over the same labels. lang_id: one id for the batch, a (B,) tensor
     of per-row ids, or None for models without language embeddings. Returns input_ids, attention_mask,
     labels, and langs when lang_id is given.
     """

@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xlmlib.losses import masked_lm_loss
 from xlmlib.objectives import (
     IGNORE_INDEX,
     LanguageSampler,
@@ -20,7 +21,6 @@ from xlmlib.objectives import (
     frequency_weights,
     language_sampling_probs,
     mask_tokens,
-    masked_lm_loss,
     tlm_batch,
 )
 

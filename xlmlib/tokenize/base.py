@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
-IGNORE_INDEX = -100
+from ..losses import IGNORE_INDEX
+
 CONFIG_NAME = "tokenizer_config.json"
 _WORD = re.compile(r"\S+")
 

@@ -22,7 +22,7 @@ import torch
 from ..atomic import write_json
 from ..config import ModelConfig, list_presets
 from ..heads import SequenceClassifier, TokenClassifier
-from ..objectives import IGNORE_INDEX
+from ..losses import IGNORE_INDEX
 from . import distributed as D
 from .config import FinetuneConfig
 from .data import _EpochOrder, read_lines
