@@ -8,17 +8,11 @@ import logging
 import torch
 from tqdm.auto import tqdm
 
-from . import heads, heads_qa, hub
+from . import hub, tasks
 from .generate import GenerationConfig, generate_ids
+from .tokenize import Tokenizer
 
 logger = logging.getLogger(__name__)
-
-TASKS = {
-    "encoder": heads.Encoder, "masked-lm": heads.MaskedLM, "causal-lm": heads.CausalLM,
-    "sequence-classification": heads.SequenceClassifier, "token-classification": heads.TokenClassifier,
-    "question-answering": heads.QuestionAnswering, "question-answering-beam": heads_qa.QuestionAnsweringBeam,
-    "multiple-choice": heads.MultipleChoice,
-}
 
 
 def _device(device):
@@ -29,13 +23,11 @@ def _device(device):
 
 def load(src, task: str = "masked-lm", *, dtype=None, device=None, **head_options):
     """(model, tokenizer) for any source from_pretrained accepts; device="auto" picks CUDA when present.
+    task: a name of tasks.task_names() (encoder, masked-lm, causal-lm, sequence-classification, ...).
     The tokenizer is None (with a warning) when no tokenizer files lie beside the weights."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    model = TASKS[task].from_pretrained(src, dtype=dtype, device=_device(device), **head_options)
-    from .tokenize import Tokenizer
-
-    path = hub.resolve(src)
+    cls = tasks.task_class(task)
+    path = hub.resolve(src)  # once: the weights and the tokenizer come from the same local files
+    model = cls.from_pretrained(path, dtype=dtype, device=_device(device), **head_options)
     folder = path if path.is_dir() else path.parent
     try:
         tok = Tokenizer.from_pretrained(folder)
@@ -144,4 +136,4 @@ def generate(model, tok, prompt, *, lang: str | None = None, **options) -> list[
     return [tok.decode(row[width:].tolist(), skip_special_tokens=True) for row in out.cpu()]
 
 
-__all__ = ["TASKS", "embed", "fill_mask", "generate", "load"]
+__all__ = ["embed", "fill_mask", "generate", "load"]

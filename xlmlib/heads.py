@@ -1,7 +1,9 @@
 """Task models: the encoder plus a head. Heads compute logits; their losses are in losses.py.
 
-Head shapes follow config.head_style: "xlm" (modeling_xlm) or "roberta" (modeling_xlm_roberta /
-modeling_xlm_roberta_xl). Shape legend as in model.py (B T D V C).
+Head shapes follow the config's family (family.py): XLM's (modeling_xlm) or XLM-R's (modeling_xlm_roberta /
+modeling_xlm_roberta_xl). Each class declares what the rest of the package needs to know about it: its
+task name, its head modules, its transformers class names, whether `xlmlib finetune` trains it (tasks.py).
+Shape legend as in model.py (B T D V C).
 """
 
 from __future__ import annotations
@@ -10,27 +12,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses
+from . import losses, tasks
+from .checkpoint.load import load_model
+from .checkpoint.save import save_model
 from .config import ModelConfig
+from .family import family_of
 from .model import Output, Transformer, fill_sinusoidal, init_weights
 
 
 class TaskModel(Transformer):
-    """Common loading, saving and initialisation. `head_prefixes` name this model's own head modules."""
+    """Common loading, saving and initialisation, and the facts each task class declares:
 
+    task: the name xlmlib.load(task=...) takes (defining a class with one registers it, tasks.py);
+    head_prefixes: this model's own head modules (the loader initialises them when a checkpoint lacks them);
+    hf_suffix: (head style, transformers' class name after the family prefix) pairs; a style absent has none;
+    finetune_task: the `xlmlib finetune --task` name, where fine-tuning trains this class;
+    causal: the model runs under the causal mask (picks CausalLM where transformers has one LM class).
+    """
+
+    task: str | None = None
     head_prefixes: tuple[str, ...] = ()
+    hf_suffix: tuple[tuple[str, str], ...] = ()
+    finetune_task: str | None = None
+    causal: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        tasks.register(cls)
+
+    @classmethod
+    def head_options_for(cls, keys) -> dict:
+        """Constructor options a checkpoint's weight names decide (none unless a class says so)."""
+        return {}
 
     @classmethod
     def from_pretrained(cls, src, *, dtype=None, device=None, **head_options):
         """Load from a directory, checkpoint file or hub name; head_options go to the class constructor."""
-        from .checkpoint.load import load_model
-
         return load_model(cls, src, dtype=dtype, device=device, head_options=head_options)
 
     def save_pretrained(self, directory, format: str = "xlmlib") -> None:
         """Write safetensors + config to `directory` (format "xlmlib" or "hf"); every file is written atomically."""
-        from .checkpoint.save import save_model
-
         save_model(self, directory, format=format)
 
     def reset_parameters(self, prefixes: tuple[str, ...] | None = None) -> None:
@@ -56,7 +77,9 @@ class TaskModel(Transformer):
 class Encoder(TaskModel):
     """The bare encoder. pooler=True adds XLM-R's tanh pooler over the first token (`out.pooled`)."""
 
+    task = "encoder"
     head_prefixes = ("pooler",)
+    hf_suffix = (("xlm", "Model"), ("roberta", "Model"))
 
     def __init__(self, config: ModelConfig, *, pooler: bool = False):
         super().__init__(config)
@@ -64,6 +87,11 @@ class Encoder(TaskModel):
 
     def head_options(self):
         return {"pooler": self.pooler is not None}
+
+    @classmethod
+    def head_options_for(cls, keys) -> dict:
+        """The pooler is built when the checkpoint has one (HF XLM-R base models do)."""
+        return {"pooler": any(k.startswith("pooler.") for k in keys)}
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
@@ -84,13 +112,13 @@ class Pooler(nn.Module):
 
 
 class LMHead(nn.Module):
-    """Output projection tied to the token embeddings, plus its own bias. The roberta style first applies
-    dense -> gelu -> LayerNorm (modeling_xlm_roberta XLMRobertaLMHead); the xlm style projects directly
+    """Output projection tied to the token embeddings, plus its own bias. XLM-R first applies
+    dense -> gelu -> LayerNorm (modeling_xlm_roberta XLMRobertaLMHead); XLM projects directly
     (modeling_xlm XLMPredLayer)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        transform = cfg.head_style == "roberta"
+        transform = family_of(cfg).lm_head_transform
         self.dense = nn.Linear(cfg.dim, cfg.dim) if transform else None
         self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps) if transform else None
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
@@ -114,7 +142,9 @@ class MaskedLM(TaskModel):
     In training mode with labels, only the predicted rows are projected onto the vocabulary (M x V instead
     of B x T x V; the same loss) and out.logits is None; set `masked_only_loss = False` for full logits."""
 
+    task = "masked-lm"
     head_prefixes = ("lm_head",)
+    hf_suffix = (("xlm", "WithLMHeadModel"), ("roberta", "ForMaskedLM"))
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -153,6 +183,10 @@ class CausalLM(MaskedLM):
     """Next-token LM under the causal mask. labels are aligned with input_ids and shifted inside: position t
     predicts labels[t+1] (as XLMRobertaForCausalLM; HF's XLMWithLMHeadModel instead expects pre-shifted labels)."""
 
+    task = "causal-lm"
+    hf_suffix = (("xlm", "WithLMHeadModel"), ("roberta", "ForCausalLM"))
+    causal = True
+
     def __init__(self, config: ModelConfig):
         super().__init__(config.replace(causal=True))
 
@@ -163,12 +197,12 @@ class CausalLM(MaskedLM):
 
 
 class ClassificationHead(nn.Module):
-    """First-token classifier: roberta style dropout -> dense -> tanh -> dropout -> out_proj;
-    xlm style (XLMSequenceSummary, summary_type "first") dropout -> out_proj."""
+    """First-token classifier: XLM-R dropout -> dense -> tanh -> dropout -> out_proj;
+    XLM (XLMSequenceSummary, summary_type "first") dropout -> out_proj."""
 
     def __init__(self, cfg: ModelConfig, n_out: int):
         super().__init__()
-        self.dense = nn.Linear(cfg.dim, cfg.dim) if cfg.head_style == "roberta" else None
+        self.dense = nn.Linear(cfg.dim, cfg.dim) if family_of(cfg).classifier_hidden else None
         self.dropout = nn.Dropout(_classifier_dropout(cfg))
         self.out_proj = nn.Linear(cfg.dim, n_out)
 
@@ -187,7 +221,10 @@ class SequenceClassifier(TaskModel):
     """labels: class ids (cross-entropy), floats with num_labels == 1 (MSE regression), or a float
     multi-hot matrix (BCE), the three problem types of HF's sequence classifiers."""
 
+    task = "sequence-classification"
     head_prefixes = ("classifier",)
+    hf_suffix = (("xlm", "ForSequenceClassification"), ("roberta", "ForSequenceClassification"))
+    finetune_task = "sequence"
 
     def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
         if num_labels is not None:
@@ -209,7 +246,10 @@ class SequenceClassifier(TaskModel):
 class TokenClassifier(TaskModel):
     """labels: one class id per token, -100 where no label applies."""
 
+    task = "token-classification"
     head_prefixes = ("classifier",)
+    hf_suffix = (("xlm", "ForTokenClassification"), ("roberta", "ForTokenClassification"))
+    finetune_task = "token"
 
     def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
         if num_labels is not None:
@@ -233,7 +273,9 @@ class QuestionAnswering(TaskModel):
     """Extractive QA: start/end logits per token. labels = (start_positions, end_positions); positions
     outside the sequence are clamped and ignored, as in HF's span heads."""
 
+    task = "question-answering"
     head_prefixes = ("qa_outputs",)
+    hf_suffix = (("xlm", "ForQuestionAnsweringSimple"), ("roberta", "ForQuestionAnswering"))
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -253,18 +295,20 @@ class QuestionAnswering(TaskModel):
 
 
 class MultipleChoice(TaskModel):
-    """Inputs of shape B C T; logits B C. roberta style: tanh pooler -> dropout -> Linear(D, 1); xlm style
+    """Inputs of shape B C T; logits B C. XLM-R: tanh pooler -> dropout -> Linear(D, 1); XLM
     (XLMForMultipleChoice): summary Linear(D, num_labels) -> logits_proj Linear(num_labels, 1)."""
 
+    task = "multiple-choice"
     head_prefixes = ("pooler", "classifier", "logits_proj")
+    hf_suffix = (("xlm", "ForMultipleChoice"), ("roberta", "ForMultipleChoice"))
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        roberta = config.head_style == "roberta"
-        self.pooler = Pooler(config) if roberta else None
+        pooled = family_of(config).choice_pooler
+        self.pooler = Pooler(config) if pooled else None
         self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.dim, 1 if roberta else config.num_labels)
-        self.logits_proj = None if roberta else nn.Linear(config.num_labels, 1)
+        self.classifier = nn.Linear(config.dim, 1 if pooled else config.num_labels)
+        self.logits_proj = None if pooled else nn.Linear(config.num_labels, 1)
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):

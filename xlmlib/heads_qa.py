@@ -56,7 +56,9 @@ class QuestionAnsweringBeam(TaskModel):
     """labels = (start_positions, end_positions[, is_impossible]); p_mask marks tokens that cannot be part
     of an answer (1.0 = excluded); cls_index is the token whose state scores answerability (default: last)."""
 
+    task = "question-answering-beam"
     head_prefixes = ("qa_head",)
+    hf_suffix = (("xlm", "ForQuestionAnswering"),)  # transformers has no XLM-R beam head
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

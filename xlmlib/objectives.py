@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .family import Framing
 from .losses import IGNORE_INDEX
 
 
@@ -199,43 +200,35 @@ def _per_example(value, n: int, name: str) -> list[int]:
 def tlm_batch(
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
     *,
+    framing: Framing,
     lang1_id: int | Sequence[int],
     lang2_id: int | Sequence[int],
     pad_id: int,
-    bos_id: int,
-    eos_id: int,
-    sep_id: int | None = None,
     reset_positions: bool = True,
-    shared_separator: bool = False,
     max_len: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Frame parallel pairs (unframed ids) into one TLM batch, right-padded with pad_id.
 
-    Each row is `bos s1 eos | sep s2 eos` (sep defaults to eos): with XLM's ids (bos = eos = </s>) that is
-    XLM's `</s> s1 </s> </s> s2 </s>` (xlm/utils.py concat_batches, formats.md §5); with XLM-R's (<s>, </s>)
-    it is `<s> s1 </s></s> s2 </s>`. langs are lang1_id up to the end of side 1 and lang2_id from side 2 on
-    (pads included, as XLM). reset_positions restarts positions at 0 on side 2's first token (TLM);
-    False keeps them continuous. shared_separator drops side 2's leading sep so both sides share one
-    `</s>` (XLM's XNLI framing `</s> A </s> B </s>`, which XLM pairs with reset_positions=False).
-    max_len truncates each side's content before framing (XLM's max_len). Returns input_ids,
-    attention_mask, langs, positions, all (B, T) long.
+    Each row is `framing.frame(s1, s2)`: with the family's TLM framing (family.tlm_framing) that is XLM's
+    `</s> s1 </s> </s> s2 </s>` (xlm/utils.py concat_batches, formats.md §5) or XLM-R's
+    `<s> s1 </s></s> s2 </s>`; a framing with gap 0 shares one `</s>` between the sides (XLM's XNLI
+    `</s> A </s> B </s>`, which XLM pairs with reset_positions=False). Side 2 begins at the separator
+    before its text: langs are lang1_id before it and lang2_id from it on (pads included, as XLM), and
+    reset_positions restarts positions at 0 there (TLM); False keeps them continuous. max_len truncates
+    each side's content before framing (XLM's max_len). Returns input_ids, attention_mask, langs,
+    positions, all (B, T) long.
     """
-    sep_id = eos_id if sep_id is None else sep_id
     l1s, l2s = _per_example(lang1_id, len(pairs), "lang1_id"), _per_example(lang2_id, len(pairs), "lang2_id")
-    rows, cut = [], slice(None, max_len)
-    for a, b in pairs:
-        first = [bos_id, *_as_list(a)[cut], eos_id]
-        second = [*([] if shared_separator else [sep_id]), *_as_list(b)[cut], eos_id]
-        rows.append((first, second))
-    width = max((len(f) + len(s) for f, s in rows), default=0)
+    cut = slice(None, max_len)
+    rows = [(framing.frame(_as_list(a)[cut], _as_list(b)[cut]), len(_as_list(a)[cut])) for a, b in pairs]
+    width = max((len(row) for row, _ in rows), default=0)
     out = {k: torch.zeros(len(rows), width, dtype=torch.long) for k in ("attention_mask", "langs")}
     out["input_ids"] = torch.full((len(rows), width), pad_id, dtype=torch.long)
     out["positions"] = torch.arange(width).repeat(len(rows), 1)
-    for i, (first, second) in enumerate(rows):
-        # With a shared separator, side 2 (its lang id and its reset positions) starts at that separator.
-        start = len(first) - 1 if shared_separator else len(first)
-        out["input_ids"][i, : len(first) + len(second)] = torch.tensor(first + second)
-        out["attention_mask"][i, : len(first) + len(second)] = 1
+    for i, (row, len_a) in enumerate(rows):
+        start = framing.second_start(len_a)
+        out["input_ids"][i, : len(row)] = torch.tensor(row)
+        out["attention_mask"][i, : len(row)] = 1
         out["langs"][i] = l1s[i]
         out["langs"][i, start:] = l2s[i]
         if reset_positions:

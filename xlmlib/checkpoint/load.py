@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .. import hub
+from .. import hub, tasks
 from ..config import ModelConfig
 from .fairseq import read_fairseq
 from .hf import guess_architecture, table_for, task_for_architecture
@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 
 XLMLIB_FORMAT = 1
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# Every head module name any task model uses: weights under these belong to some head.
-HEAD_PREFIXES = ("lm_head", "classifier", "qa_outputs", "qa_head", "pooler", "logits_proj")
 # Tokenizer files of HF / xlmlib folders, copied along by convert.
 TOKENIZER_FILES = ("sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "vocab.json", "merges.txt", "dict.txt")
@@ -144,9 +142,7 @@ def load_model(cls, src, *, dtype=None, device=None, head_options=None):
 
 
 def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, head_options=None):
-    options = dict(head_options or {})
-    if cls.__name__ == "Encoder" and "pooler" not in options:
-        options["pooler"] = any(k.startswith("pooler.") for k in ckpt.state)
+    options = {**cls.head_options_for(ckpt.state.keys()), **(head_options or {})}
     with torch.device("meta"), _SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
@@ -177,7 +173,7 @@ def _split_state(model, ckpt: Checkpoint):
             if tuple(tensor.shape) != tuple(expected[key]):
                 wrong.append(f"{key}: model expects {tuple(expected[key])}, checkpoint has {tuple(tensor.shape)}")
             keep[key] = tensor
-        elif key.split(".")[0] in HEAD_PREFIXES:
+        elif key.split(".")[0] in tasks.head_prefixes():
             dropped.append(key)
         else:
             unexpected.append(key)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+from ..family import Framing
 from ..losses import IGNORE_INDEX
 
 CONFIG_NAME = "tokenizer_config.json"
@@ -124,13 +125,6 @@ def word_ids_from_tables(ids: torch.Tensor, special: torch.Tensor, starts: torch
     return (opens.long().cumsum(1) - 1).masked_fill(is_special, -1)
 
 
-def strip_framing(ids: list[int], text_pair) -> list[int]:
-    """The ids of one framed text (<s> A </s>) without the frame."""
-    if text_pair is not None:
-        raise ValueError("add_special_tokens=False is for single texts: a pair needs its separators")
-    return ids[1:-1]
-
-
 def read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -185,12 +179,13 @@ def resolve_truncation(truncation: bool | str) -> str | None:
 
 
 class BaseTokenizer:
-    """Turns texts into model inputs. Subclasses set the special ids and implement `_encode_one`."""
+    """Turns texts into model inputs. Subclasses set the special ids, their family's `framing`
+    (family.py: `<s> A </s>`; pairs `<s> A </s> B </s>` for XLM, `<s> A </s></s> B </s>` for XLM-R),
+    and implement `_encode_one` and `_tokens`."""
 
     model_max_length = 512
     bos_id = eos_id = pad_id = unk_id = mask_id = 0
-    # Tokens between the two segments of a pair: XLM-R puts two </s>, XLM one (formats.md 2 and 3).
-    pair_middle: tuple[int, ...] = ()
+    framing: Framing = Framing(0, 0)
 
     # -- what a subclass provides -------------------------------------------------------------
     def _encode_one(self, text: str, lang: str | None, with_offsets: bool):
@@ -232,7 +227,11 @@ class BaseTokenizer:
                add_special_tokens: bool = True) -> list[int]:
         """Ids of text (and text_pair); add_special_tokens=False leaves out the framing (single texts)."""
         ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
-        return ids if add_special_tokens else strip_framing(ids, text_pair)
+        if add_special_tokens:
+            return ids
+        if text_pair is not None:
+            raise ValueError("add_special_tokens=False is for single texts: a pair needs its separators")
+        return self.framing.strip(ids)
 
     def __call__(self, texts, text_pair=None, *, lang=None, padding=True, truncation=True, max_length=None,
                  return_tensors="pt", return_offsets=False) -> Batch:
@@ -265,7 +264,7 @@ class BaseTokenizer:
         for a, b in zip(enc_a, enc_b):
             pa = list(zip(a[0], a[1] or [None] * len(a[0])))
             pb = None if b is None else list(zip(b[0], b[1] or [None] * len(b[0])))
-            n_special = 2 if pb is None else 2 + len(self.pair_middle)
+            n_special = self.framing.n_special(pb is not None)
             if strategy is not None:
                 pa, pb = truncate_pair(pa, pb, len(pa) + len(pb or ()) + n_special - max_len, strategy)
             rows.append(self._with_specials(pa, pb))
@@ -273,20 +272,17 @@ class BaseTokenizer:
 
     def _with_specials(self, pa, pb):
         """(ids, spans, segment) for one example; spans/segment are None on special tokens."""
-        ids = [self.bos_id] + [i for i, _ in pa] + [self.eos_id]
-        spans = [None] + [s for _, s in pa] + [None]
-        segment = [None] + [0] * len(pa) + [None]
-        if pb is not None:
-            ids += list(self.pair_middle[1:]) + [i for i, _ in pb] + [self.eos_id]
-            spans += [None] * (len(self.pair_middle) - 1) + [s for _, s in pb] + [None]
-            segment += [None] * (len(self.pair_middle) - 1) + [1] * len(pb) + [None]
+        frame, none = self.framing.frame, (lambda _: None)
+        ids = frame([i for i, _ in pa], None if pb is None else [i for i, _ in pb])
+        spans = frame([s for _, s in pa], None if pb is None else [s for _, s in pb], none)
+        segment = frame([0] * len(pa), None if pb is None else [1] * len(pb), none)
         return ids, spans, segment
 
     def _assemble_flat(self, flat, lens, max_len, pad_to):
-        """Vectorised `<s> ids </s>` + truncation + padding for single texts (the fast path)."""
+        """Vectorised framing (`open ids close`) + truncation + padding for single texts (the fast path)."""
         import numpy as np
 
-        keep = lens if max_len is None else np.minimum(lens, max(max_len - 2, 0))
+        keep = lens if max_len is None else np.minimum(lens, max(max_len - self.framing.n_special(), 0))
         if max_len is not None and (keep < lens).any():
             starts = np.repeat(np.cumsum(lens) - lens, lens)
             pos = np.arange(flat.size) - starts
@@ -297,8 +293,8 @@ class BaseTokenizer:
         cols = np.arange(width)[None, :]
         ids = np.full((lens.size, width), self.pad_id, dtype=np.int64)
         ids[(cols >= 1) & (cols <= keep[:, None])] = flat
-        ids[:, 0] = self.bos_id
-        ids[np.arange(lens.size), keep + 1] = self.eos_id
+        ids[:, 0] = self.framing.open
+        ids[np.arange(lens.size), keep + 1] = self.framing.close
         mask = (cols < (keep + 2)[:, None]).astype(np.int64)
         if pad_to is None:
             return [r[: k + 2].tolist() for r, k in zip(ids, keep)], [[1] * (k + 2) for k in keep.tolist()]

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_json
+from ..family import XLM
 from . import align, moses
 from .base import (
     CONFIG_NAME,
@@ -56,7 +57,7 @@ _SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS)
 
 class XLMTokenizer(BaseTokenizer):
     bos_id, eos_id, pad_id, unk_id, mask_id = 0, 1, 2, 3, 5
-    pair_middle = (1,)  # <s> A </s> B </s>
+    framing = XLM.tokenizer_framing(bos_id, eos_id)  # <s> A </s> B </s> (transformers; XLM's own code opens with </s>)
     model_max_length = 512  # XLM's N_MAX_POSITIONS
 
     def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], *, lang2id=None,

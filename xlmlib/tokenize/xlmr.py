@@ -18,6 +18,7 @@ import torch
 
 from ..atomic import write_bytes as atomic_write
 from ..atomic import write_json
+from ..family import XLM_R
 from .base import (
     CONFIG_NAME,
     BaseTokenizer,
@@ -38,7 +39,7 @@ class XLMRTokenizer(BaseTokenizer):
     XLMRobertaTokenizer (whose <mask> AddedToken has lstrip=True), it absorbs the whitespace before it."""
 
     bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
-    pair_middle = (2, 2)  # <s> A </s></s> B </s>
+    framing = XLM_R.tokenizer_framing(bos_id, eos_id)  # <s> A </s></s> B </s>
     # 514 position rows, ids start at pad + 1 = 2, so 512 tokens fit, specials included (formats.md 3).
     model_max_length = 512
     lang2id = None

@@ -18,11 +18,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from ..tasks import finetune_tasks
+
 OBJECTIVES = ("mlm", "clm", "tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SHARDINGS = ("ddp", "fsdp")
-FINETUNE_TASKS = ("sequence", "token")
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,8 @@ class FinetuneConfig(OptimConfig):
     def __post_init__(self):
         _freeze_tuples(self)
         problems = self.check()
-        if self.task not in FINETUNE_TASKS:
-            problems.append(f"task must be one of {FINETUNE_TASKS}, got {self.task!r}")
+        if self.task not in finetune_tasks():
+            problems.append(f"task must be one of {tuple(finetune_tasks())}, got {self.task!r}")
         if self.max_len < 4:
             problems.append(f"max_len must be >= 4, got {self.max_len}")
         if problems:

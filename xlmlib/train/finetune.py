@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_json
-from ..config import ModelConfig, list_presets
-from ..heads import SequenceClassifier, TokenClassifier
+from ..config import ModelConfig
+from ..family import Framing, family_of
 from ..losses import IGNORE_INDEX
+from ..tasks import build_model
 from . import distributed as D
 from .config import FinetuneConfig
 from .data import _EpochOrder, read_lines
@@ -101,18 +102,19 @@ def read_examples(path: str | Path, task: str, *, lang: str = "") -> list[Exampl
 
 
 class Encoded:
-    """Examples as padded tensors: framing follows the model's family (see _frame)."""
+    """Examples as padded tensors, framed as the model's family frames its data (family.framing:
+    XLM `</s> A </s> B </s>` as in XLM's XNLI code, XLM-R `<s> A </s></s> B </s>`)."""
 
     def __init__(self, examples: Sequence[Example], encoder: TextEncoder, cfg: ModelConfig, labels: Sequence[str],
                  *, task: str, max_len: int, langs: dict[str, int]):
         label_id = {name: i for i, name in enumerate(labels)}
         self.rows, self.targets, self.langs = [], [], [e.lang for e in examples]
-        bos = cfg.bos_index if cfg.head_style == "roberta" else cfg.eos_index
+        framing = family_of(cfg).framing(cfg)
         for e in examples:
             if task == "token":
-                ids, tgt = _encode_words(e, encoder, label_id, bos, cfg.eos_index, max_len)
+                ids, tgt = _encode_words(e, encoder, label_id, framing, max_len)
             else:
-                ids, tgt = _encode_pair(e, encoder, label_id, bos, cfg, max_len)
+                ids, tgt = _encode_pair(e, encoder, label_id, framing, max_len)
             self.rows.append(ids)
             self.targets.append(tgt)
         self.pad, self.task, self.lang_table = cfg.pad_index, task, langs
@@ -142,31 +144,29 @@ def _label(label_id, name):
     return label_id[name]
 
 
-def _encode_pair(e: Example, encoder, label_id, bos, cfg, max_len):
-    """XLM-R: <s> A </s></s> B </s>; XLM (XNLI framing, formats.md §5): </s> A </s> B </s>."""
+def _encode_pair(e: Example, encoder, label_id, framing: Framing, max_len):
+    """The pair (or single text) framed; the longer side is cut first so the whole fits max_len."""
     lang = e.lang or None  # the example's language picks the tokenizer's rules (XLM's Moses)
     a, b = encoder.encode(e.text, lang), encoder.encode(e.text_pair, lang) if e.text_pair else []
-    budget = max_len - (4 if b else 2)
+    budget = max_len - framing.n_special(pair=bool(b))
     if b:
         b = b[: max(budget // 2, budget - len(a))]
     a = a[: budget - len(b)]
-    ids = [bos, *a, cfg.eos_index]
-    if b:
-        ids += ([cfg.eos_index] if cfg.head_style == "roberta" else []) + [*b, cfg.eos_index]
-    return ids, _label(label_id, e.label)
+    return framing.frame(a, b or None), _label(label_id, e.label)
 
 
-def _encode_words(e: Example, encoder, label_id, bos, eos, max_len):
+def _encode_words(e: Example, encoder, label_id, framing: Framing, max_len):
     """Each word encoded alone (SentencePiece then marks it word-initial, as pre-split input should be);
     its tag goes to its first sub-token (word_ids), -100 to the other sub-tokens and the framing."""
-    ids, tgt = [bos], [IGNORE_INDEX]
+    ids, tgt = [], []
+    budget = max_len - framing.n_special()
     for word, tag in zip(e.words, e.tags):
         pieces = encoder.encode(word, e.lang or None) or [encoder.encode("?", e.lang or None)[0]]
-        if len(ids) + len(pieces) > max_len - 1:
+        if len(ids) + len(pieces) > budget:
             break
         ids += pieces
         tgt += [_label(label_id, tag)] + [IGNORE_INDEX] * (len(pieces) - 1)
-    return ids + [eos], tgt + [IGNORE_INDEX]
+    return framing.frame(ids), framing.frame(tgt, special=lambda _: IGNORE_INDEX)
 
 
 class ExampleSource:
@@ -206,16 +206,6 @@ def accuracy_table(results: dict) -> str:
     lines += [f"{lang or '-':<8}{100 * acc:>9.2f}%" for lang, acc in results["per_lang"].items()]
     lines.append(f"{'all':<8}{100 * results['accuracy']:>9.2f}%  ({results['n']} targets)")
     return "\n".join(lines)
-
-
-def build_classifier(spec: str, task: str, num_labels: int, *, seed: int = 0):
-    cls = TokenClassifier if task == "token" else SequenceClassifier
-    if spec in list_presets() and not Path(spec).exists():
-        torch.manual_seed(seed)
-        model = cls(ModelConfig.from_preset(spec), num_labels=num_labels)
-        model.reset_parameters()
-        return model
-    return cls.from_pretrained(spec, num_labels=num_labels)
 
 
 def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequence[Example], cfg: FinetuneConfig,
@@ -263,7 +253,7 @@ def run_finetune(cfg: FinetuneConfig, *, device: str | None = None) -> dict:
     train, dev = _collect(cfg.train, cfg.task, cfg.lang), _collect(cfg.dev, cfg.task, cfg.lang)
     labels = cfg.labels or tuple(sorted({t for e in train for t in (e.tags or (e.label,))}))
     encoder = load_text_encoder(cfg.tokenizer or cfg.model)
-    model = build_classifier(cfg.model, cfg.task, len(labels), seed=cfg.seed).to(d.device)
+    model = build_model(cfg.model, cfg.task, seed=cfg.seed, num_labels=len(labels)).to(d.device)
     torch.manual_seed(cfg.seed)
     result = finetune(model, encoder, train, dev, cfg, labels=labels, dist=d)
     result["labels"], result["test"] = list(labels), {}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import ModelConfig, list_presets
-from ..heads import CausalLM, MaskedLM
+from ..config import ModelConfig
+from ..tasks import build_model
 from . import distributed as D
 from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
@@ -26,18 +26,6 @@ from .text import load_text_encoder
 from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
-
-
-def build_model(spec: str, objective: str, *, seed: int = 0):
-    """A preset name gives a randomly initialised model of that architecture (seeded); anything else is
-    loaded with from_pretrained (a folder, checkpoint file or hub name)."""
-    cls = CausalLM if objective == "clm" else MaskedLM
-    if spec in list_presets() and not Path(spec).exists():
-        torch.manual_seed(seed)
-        model = cls(ModelConfig.from_preset(spec))
-        model.reset_parameters()
-        return model
-    return cls.from_pretrained(spec)
 
 
 def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size: int, lang: str | None = None) -> str:
@@ -118,7 +106,7 @@ def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None =
     d = D.setup(device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg.model, cfg.objective, seed=cfg.seed)
+    model = build_model(cfg.model, "causal-lm" if cfg.objective == "clm" else "masked-lm", seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # the same dropout stream on every rank and in every fresh run
     source = build_source(cfg, model.config, inputs, out, d, seed=cfg.seed)
     evaluate = None
