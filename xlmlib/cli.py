@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -131,40 +132,51 @@ def _files(value: str) -> list[str]:
     return [v for v in value.split(",") if v]
 
 
-def _add_optim_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by pretrain and finetune; None means "not given" so a --config recipe value stands."""
+def _field_meta(cls, name: str) -> dict:
+    """A field's metadata (help, choices, ...), from the first class of the MRO that gives it (a subclass
+    that only changes a default keeps its parent's help)."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and f.metadata:
+            return dict(f.metadata)
+    return {}
+
+
+def _shown(value) -> str:
+    if value in ((), ""):
+        return "none"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _add_config_args(p: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of the config dataclass `cls`, with the field's help and default: a new field is a
+    flag the moment it exists. Every flag defaults to None ("not given") so a --config recipe value stands."""
     p.add_argument("--config", help="a configs/tasks/*.toml recipe; command-line options override it")
-    p.add_argument("--model", help="a preset name (random init) or anything from_pretrained loads")
-    p.add_argument("--out", help="output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
-    p.add_argument("--tokenizer", help="tokenizer source, or a word-list .txt (one word per line)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch (all processes and accumulation steps)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--schedule", choices=("constant", "linear", "inverse_sqrt"))
-    p.add_argument("--grad-accum", type=int)
-    p.add_argument("--clip-norm", type=float)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--sharding", choices=("ddp", "fsdp"), help="under torchrun: replicate (ddp) or shard (fsdp)")
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this process's GPU, else cpu)")
-
-
-_NOT_CONFIG = {"config", "device", "resume", "debug", "verb", "_run"}
+    for f in dataclasses.fields(cls):
+        meta = _field_meta(cls, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{meta.get('help') or f.name} (default: {_shown(f.default)})".replace("%", "%%")
+        choices = meta.get("choices")
+        choices = choices() if callable(choices) else choices
+        if isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif isinstance(f.default, tuple):
+            metavar = meta.get("metavar")
+            p.add_argument(flag, nargs=len(metavar) if metavar else "+", metavar=metavar, default=None, help=text,
+                           type=float if "float" in str(f.type) else str)
+        else:
+            p.add_argument(flag, type=type(f.default), choices=choices, default=None, help=text)
 
 
 def _config(args, cls):
+    """The config of a run: the --config recipe (if any) with the flags given on top."""
     from .train.config import config_from_dict, load_recipe
 
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_CONFIG}
-    for key in ("langs", "labels"):
-        if isinstance(given.get(key), str):
-            given[key] = _files(given[key])
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if v is not None and k in names}
+    for key, value in given.items():
+        if _field_meta(cls, key).get("comma"):
+            given[key] = [part for v in value for part in _files(v)]
     if args.config:
         cfg = load_recipe(args.config, given)
         if not isinstance(cfg, cls):
@@ -173,17 +185,15 @@ def _config(args, cls):
     return config_from_dict(cls, given)
 
 
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this process's GPU, else cpu)")
+
+
 def _configure_pretrain(p: argparse.ArgumentParser) -> None:
-    _add_optim_args(p)
-    p.add_argument("--objective", choices=("mlm", "clm", "tlm"))
-    p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language")
-    p.add_argument("--parallel", nargs=2, metavar=("SRC_FILE", "TGT_FILE"), help="line-aligned pair for tlm")
-    p.add_argument("--valid", nargs="+", help="held-out files, as --train (or --parallel for tlm)")
-    p.add_argument("--langs", help="comma-separated language codes, in the order of the files, e.g. en,fr")
-    p.add_argument("--seq-len", type=int)
-    p.add_argument("--mlm-probability", type=float)
-    p.add_argument("--whole-word", action="store_true", default=None,
-                   help="mask whole words (word boundaries from the tokenizer), mlm and tlm")
+    from .train.config import TrainConfig
+
+    _add_config_args(p, TrainConfig)
+    _device_arg(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 
@@ -225,15 +235,10 @@ def _run_preprocess(args) -> int:
 
 
 def _configure_finetune(p: argparse.ArgumentParser) -> None:
-    _add_optim_args(p)
-    p.add_argument("--task", choices=("sequence", "token"))
-    p.add_argument("--train", nargs="+", help="TSV / JSONL (sequence) or CoNLL (token) files")
-    p.add_argument("--dev", nargs="+")
-    p.add_argument("--test", nargs="+")
-    p.add_argument("--labels", help="comma-separated label names in id order (default: sorted from --train)")
-    p.add_argument("--lang", help="language of files that do not say it per example")
-    p.add_argument("--max-len", type=int)
-    p.add_argument("--patience", type=int, help="stop after this many evaluations without a better dev score")
+    from .train.config import FinetuneConfig
+
+    _add_config_args(p, FinetuneConfig)
+    _device_arg(p)
 
 
 def _run_finetune(args) -> int:

@@ -15,6 +15,7 @@ import torch
 
 from .. import hub, tasks
 from ..config import ModelConfig
+from ..model import init_weights
 from .fairseq import read_fairseq
 from .hf import guess_architecture, table_for, task_for_architecture
 from .hf_config import config_from_hf
@@ -206,8 +207,6 @@ def materialise(model, ckpt: Checkpoint, *, dtype: torch.dtype, device: torch.de
 
 
 def _init_missing(model, missing: set[str], dtype, device) -> None:
-    from ..model import init_weights
-
     for name, module in model.named_modules():
         own = {f"{name}.{p}" if name else p for p, _ in module.named_parameters(recurse=False)}
         if not own or not own <= missing:

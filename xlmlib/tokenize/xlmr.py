@@ -9,6 +9,7 @@ XLM-R with, so ids match it exactly.
 
 from __future__ import annotations
 
+import re
 from itertools import chain
 from pathlib import Path
 
@@ -22,9 +23,8 @@ from ..family import XLM_R
 from .base import (
     CONFIG_NAME,
     BaseTokenizer,
-    check_text,
+    configured_max_length,
     read_json,
-    word_ids_from_tables,
 )
 
 SPM_FILE = "sentencepiece.bpe.model"
@@ -40,6 +40,9 @@ class XLMRTokenizer(BaseTokenizer):
 
     bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
     framing = XLM_R.tokenizer_framing(bos_id, eos_id)  # <s> A </s></s> B </s>
+    special_split = re.compile(f"({re.escape(MASK)})")
+    strip_before_special = True
+    space_marker = "\u2581"
     # 514 position rows, ids start at pad + 1 = 2, so 512 tokens fit, specials included (formats.md 3).
     model_max_length = 512
     lang2id = None
@@ -60,7 +63,6 @@ class XLMRTokenizer(BaseTokenizer):
         self.model_file = path
         self.model_max_length = int(model_max_length)
         self.mask_id = self.sp.get_piece_size() + 1
-        self._word_starts = None
         self.vocab_size = self.sp.get_piece_size() + 2
 
     # -- loading and saving ---------------------------------------------------------------------
@@ -70,9 +72,7 @@ class XLMRTokenizer(BaseTokenizer):
         if src.is_file():
             return cls(src, **kwargs)
         config = read_json(src / CONFIG_NAME) if (src / CONFIG_NAME).is_file() else {}
-        max_len = config.get("model_max_length", 512)
-        # transformers writes a huge sentinel when no limit is known; XLM-R's limit is 512.
-        kwargs.setdefault("model_max_length", max_len if max_len <= 4096 else 512)
+        kwargs.setdefault("model_max_length", configured_max_length(config))
         return cls(src / SPM_FILE, **kwargs)
 
     def save_pretrained(self, directory) -> Path:
@@ -87,28 +87,7 @@ class XLMRTokenizer(BaseTokenizer):
     def _to_model_ids(self, spm_ids: list[int]) -> list[int]:
         return [i + 1 if i else self.unk_id for i in spm_ids]
 
-    def _encode_one(self, text: str, lang=None, with_offsets: bool = False):
-        check_text(text)
-        if MASK not in text:
-            return self._encode_segment(text, 0, with_offsets)
-        ids, spans, base = [], [] if with_offsets else None, 0
-        parts = text.split(MASK)
-        for k, part in enumerate(parts):
-            # lstrip on <mask>: whitespace before a mask belongs to no token.
-            segment = part.rstrip() if k < len(parts) - 1 else part
-            seg_ids, seg_spans = self._encode_segment(segment, base, with_offsets)
-            ids += seg_ids
-            if with_offsets:
-                spans += seg_spans
-            base += len(part)
-            if k < len(parts) - 1:
-                ids.append(self.mask_id)
-                if with_offsets:
-                    spans.append((base, base + len(MASK)))
-                base += len(MASK)
-        return ids, spans
-
-    def _encode_segment(self, text: str, base: int, with_offsets: bool):
+    def _encode_text(self, text: str, lang=None, with_offsets: bool = False):
         if not with_offsets:
             return self._to_model_ids(self.sp.encode(text)), None
         out = self.sp.encode_as_offset_mapping(text)
@@ -118,7 +97,7 @@ class XLMRTokenizer(BaseTokenizer):
                 # SentencePiece counts the space a "▁" stands for into the piece; report the word only.
                 while start < end and text[start].isspace():
                     start += 1
-            spans.append((base + start, base + end))
+            spans.append((start, end))
         return self._to_model_ids(out["ids"]), spans
 
     def _encode_flat(self, texts, langs):
@@ -150,18 +129,17 @@ class XLMRTokenizer(BaseTokenizer):
         ids, _ = self._encode_one(text)
         return [self.id_to_token(i) for i in ids]
 
-    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """Word index per token of already-encoded rows (B T), -1 on specials: a piece starting with ▁ opens
-        a word. For whole-word masking of binarized corpora, where the text is gone."""
-        if self._word_starts is None:
-            starts = torch.zeros(self.vocab_size, dtype=torch.bool)
-            starts[1:self.sp.get_piece_size()] = torch.tensor(
-                [self.sp.id_to_piece(i).startswith("\u2581") for i in range(1, self.sp.get_piece_size())])
-            special = torch.zeros(self.vocab_size, dtype=torch.bool)
-            special[list(SPECIALS) + [self.mask_id]] = True
-            self._word_starts = (starts.roll(1), special)  # fairseq id = spm id + 1
-        starts, special = self._word_starts
-        return word_ids_from_tables(ids, special, starts=starts)
+    def _build_word_tables(self):
+        """A piece starting with ▁ opens a word (fairseq id = SentencePiece id + 1)."""
+        starts = torch.zeros(self.vocab_size, dtype=torch.bool)
+        starts[1:self.sp.get_piece_size()] = torch.tensor(
+            [self.sp.id_to_piece(i).startswith("\u2581") for i in range(1, self.sp.get_piece_size())])
+        special = torch.zeros(self.vocab_size, dtype=torch.bool)
+        special[list(SPECIALS) + [self.mask_id]] = True
+        return special, starts.roll(1), None
+
+    def _is_special_id(self, i: int) -> bool:
+        return i in SPECIALS or i == self.mask_id
 
     def id_to_token(self, i: int) -> str:
         i = int(i)
@@ -181,14 +159,6 @@ class XLMRTokenizer(BaseTokenizer):
             return self.mask_id
         spm_id = self.sp.piece_to_id(token)
         return spm_id + 1 if spm_id else self.unk_id
-
-    def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        """Pieces joined, "▁" read as a space, outer spaces stripped (fairseq's sentencepiece decode)."""
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()
-        special = set(SPECIALS) | {self.mask_id}
-        pieces = [self.id_to_token(i) for i in ids if not (skip_special_tokens and int(i) in special)]
-        return "".join(pieces).replace("\u2581", " ").strip()
 
     def __repr__(self) -> str:
         return f"XLMRTokenizer({str(self.model_file)!r}, vocab_size={self.vocab_size})"

@@ -2,14 +2,15 @@
 
 A recipe is a TOML file with exactly one table, `[pretrain]` or `[finetune]`, whose keys are the field
 names below. Unknown keys and tables fail with the known names listed, so a typo never falls back to a
-default silently. Command-line values override the recipe, which overrides the defaults here.
+default silently. Command-line values override the recipe, which overrides the defaults here. Each
+field is also a command-line flag with the help given here (cli.py derives the flags from the fields).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SHARDINGS = ("ddp", "fsdp")
 
 
+def opt(default, help: str, *, choices=None, metavar=None, comma: bool = False):
+    """A field whose command-line flag (cli.py derives one per field) carries this help; choices may be a
+    callable (the task registry), comma marks a list given as "a,b" on the command line."""
+    return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar, "comma": comma})
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """The optimisation loop shared by pretraining and fine-tuning.
@@ -38,24 +45,26 @@ class OptimConfig:
     precision "auto" is bf16 autocast on a GPU that supports it, fp32 otherwise.
     """
 
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-4
-    warmup_steps: int = 0
-    schedule: str = "constant"
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    grad_accum: int = 1
-    clip_norm: float = 1.0
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    sharding: str = "ddp"
-    seed: int = 0
-    log_every: int = 1
-    eval_every: int = 0
-    save_every: int = 0
-    progress: bool = True
+    steps: int = opt(1000, "optimizer updates to run")
+    batch_size: int = opt(32, "global batch (all processes and accumulation steps)")
+    lr: float = opt(1e-4, "peak learning rate (AdamW)")
+    warmup_steps: int = opt(0, "linear warmup from 0 to lr over this many steps")
+    schedule: str = opt("constant", "after warmup: constant, linear decay to 0 at --steps, or inverse_sqrt",
+                        choices=SCHEDULES)
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
+    betas: tuple[float, float] = opt((0.9, 0.98), "AdamW betas", metavar=("BETA1", "BETA2"))
+    eps: float = opt(1e-6, "AdamW epsilon")
+    grad_accum: int = opt(1, "micro-batches per update (each is batch_size / grad_accum / processes rows)")
+    clip_norm: float = opt(1.0, "clip the gradient norm to this (0: no clipping)")
+    precision: str = opt("auto", "autocast dtype; auto is bf16 on a GPU that supports it, else fp32",
+                         choices=PRECISIONS)
+    gradient_checkpointing: bool = opt(False, "recompute layer activations in the backward pass (less memory)")
+    sharding: str = opt("ddp", "under torchrun: replicate (ddp) or shard (fsdp)", choices=SHARDINGS)
+    seed: int = opt(0, "seed of initialisation, data order, masking and dropout")
+    log_every: int = opt(1, "steps between metrics.jsonl records")
+    eval_every: int = opt(0, "steps between evaluations on the held-out data (0: at the end only)")
+    save_every: int = opt(0, "steps between checkpoints for --resume (0: at the end only)")
+    progress: bool = opt(True, "show a progress bar")
 
     def check(self) -> list[str]:
         problems = []
@@ -85,21 +94,21 @@ class TrainConfig(OptimConfig):
     leading ▁, BPE's closing </w>; not BERT's "##"), for mlm and tlm.
     """
 
-    model: str = ""
-    objective: str = "mlm"
-    train: tuple[str, ...] = ()
-    parallel: tuple[str, ...] = ()
-    valid: tuple[str, ...] = ()
-    langs: tuple[str, ...] = ()
-    seq_len: int = 256
-    out: str = ""
-    tokenizer: str = ""
-    mlm_probability: float = 0.15
-    sample_alpha: float = 0.0
-    lang_alpha: float = 0.7
-    reset_positions: bool = True
-    whole_word: bool = False
-    eval_steps: int = 10
+    model: str = opt("", "a preset name (random init) or anything from_pretrained loads")
+    objective: str = opt("mlm", "masked LM, causal LM, or translation LM on parallel pairs", choices=OBJECTIVES)
+    train: tuple[str, ...] = opt((), "one text file or binarized prefix per language")
+    parallel: tuple[str, ...] = opt((), "line-aligned source and target files for tlm", metavar=("SRC_FILE", "TGT_FILE"))
+    valid: tuple[str, ...] = opt((), "held-out files, as --train (or --parallel for tlm)")
+    langs: tuple[str, ...] = opt((), "language codes in the order of the files, e.g. en,fr", comma=True)
+    seq_len: int = opt(256, "tokens per training sequence")
+    out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
+    tokenizer: str = opt("", "tokenizer source, or a word-list .txt (one word per line)")
+    mlm_probability: float = opt(0.15, "fraction of tokens (words with --whole-word) predicted")
+    sample_alpha: float = opt(0.0, "> 0: XLM's frequency-smoothed choice of masked positions, p ~ count^-alpha")
+    lang_alpha: float = opt(0.7, "language sampling exponent, p ~ n_l^alpha (0.7 XLM, 0.3 XLM-R)")
+    reset_positions: bool = opt(True, "tlm: restart positions at 0 on the second sentence")
+    whole_word: bool = opt(False, "mask whole words (word boundaries from the tokenizer), mlm and tlm")
+    eval_steps: int = opt(10, "held-out batches per evaluation")
     steps: int = 1000
     lr: float = 1e-4
 
@@ -121,17 +130,17 @@ class FinetuneConfig(OptimConfig):
     """A fine-tuning run (`xlmlib finetune`). Defaults follow the published XNLI protocol
     (user-needs item 5: Adam 5e-6..1e-5, batch 8..128, evaluate regularly, keep the best on dev)."""
 
-    model: str = ""
-    task: str = "sequence"
-    train: tuple[str, ...] = ()
-    dev: tuple[str, ...] = ()
-    test: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    lang: str = ""
-    tokenizer: str = ""
-    out: str = ""
-    max_len: int = 128
-    patience: int = 0
+    model: str = opt("", "a preset name (random init) or anything from_pretrained loads")
+    task: str = opt("sequence", "sequence or token classification", choices=lambda: tuple(finetune_tasks()))
+    train: tuple[str, ...] = opt((), "TSV / JSONL (sequence) or CoNLL (token) files")
+    dev: tuple[str, ...] = opt((), "files evaluated during training; the best model is kept in OUT/best")
+    test: tuple[str, ...] = opt((), "files evaluated with the best model at the end")
+    labels: tuple[str, ...] = opt((), "label names in id order (default: sorted from --train)", comma=True)
+    lang: str = opt("", "language of files that do not say it per example")
+    tokenizer: str = opt("", "tokenizer source (default: the model's)")
+    out: str = opt("", "output folder: results.json, best/, metrics.jsonl")
+    max_len: int = opt(128, "tokens per example, framing included")
+    patience: int = opt(0, "stop after this many evaluations without a better dev score (0: never)")
     lr: float = 1e-5
     batch_size: int = 16
     steps: int = 1000
