@@ -16,6 +16,7 @@ from .heads import (
 from .heads_qa import QuestionAnsweringBeam
 from .model import KVCache, Output
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
+from .trim import trim_vocab
 
 __version__ = "0.1.0"
 
@@ -23,5 +24,5 @@ __all__ = [
     "CausalLM", "CheckpointError", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
     "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "Tokenizer",
     "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert", "embed", "fill_mask", "generate",
-    "learn_bpe", "list_presets", "load",
+    "learn_bpe", "list_presets", "load", "trim_vocab",
 ]

@@ -64,7 +64,7 @@ def test_pretraining_binarizes_each_file_with_its_language(enfr):
     tok, work, lines = enfr
     cfg = TrainConfig(model="xlm-mlm-enfr-1024", train=(str(work / "fr.txt"),), langs=("fr",),
                       tokenizer=str(work / "tok"), out=str(work / "run"), batch_size=2, seq_len=16)
-    build_source(cfg, ModelConfig.from_preset("xlm-mlm-enfr-1024"), cfg.train, work / "run", Dist(), seed=0)
+    build_source(cfg, ModelConfig.from_preset("xlm-mlm-enfr-1024"), work / "run", Dist(), seed=0)
     corpus = MemmapCorpus(work / "run" / "data" / "fr.txt")
     assert [corpus[i].tolist() for i in range(len(lines))] == [_unframed(tok, line, "fr") for line in lines]
 

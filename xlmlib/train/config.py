@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 from ..tasks import finetune_tasks
 
-OBJECTIVES = ("mlm", "clm", "tlm")
+OBJECTIVES = ("mlm", "clm", "tlm", "mlm+tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SHARDINGS = ("ddp", "fsdp")
@@ -92,20 +92,30 @@ class TrainConfig(OptimConfig):
     p ∝ count^-alpha); 0 is XLM-R's Bernoulli masking. lang_alpha is the language sampling exponent
     (0.7 XLM, 0.3 XLM-R). whole_word masks whole words (the tokenizer's word boundaries: SentencePiece's
     leading ▁, BPE's closing </w>; not BERT's "##"), for mlm and tlm.
+
+    "mlm+tlm" is XLM's recipe: even steps are MLM on the `train` files (one language per step, p ∝
+    n^lang_alpha), odd steps TLM on the `parallel` pairs (one pair per step, the same smoothing over pair
+    sizes). parallel lists SRC TGT files pairwise; entries may be glob patterns, and two patterns that
+    match equally many files pair their k-th matches. A file's language is `langs` / `parallel_langs`
+    (one code per file) or else its last suffix (XLM's naming: train.de-en.de is German).
     """
 
     model: str = opt("", "a preset name (random init) or anything from_pretrained loads")
-    objective: str = opt("mlm", "masked LM, causal LM, or translation LM on parallel pairs", choices=OBJECTIVES)
-    train: tuple[str, ...] = opt((), "one text file or binarized prefix per language")
-    parallel: tuple[str, ...] = opt((), "line-aligned source and target files for tlm", metavar=("SRC_FILE", "TGT_FILE"))
+    objective: str = opt("mlm", "masked LM, causal LM, translation LM on parallel pairs, or XLM's alternation "
+                         "of MLM and TLM steps", choices=OBJECTIVES)
+    train: tuple[str, ...] = opt((), "one text file or binarized prefix per language (glob patterns allowed)")
+    parallel: tuple[str, ...] = opt((), "line-aligned files pairwise, SRC TGT [SRC TGT ...], for tlm and mlm+tlm")
     valid: tuple[str, ...] = opt((), "held-out files, as --train (or --parallel for tlm)")
-    langs: tuple[str, ...] = opt((), "language codes in the order of the files, e.g. en,fr", comma=True)
+    langs: tuple[str, ...] = opt((), "language codes in the order of the --train files, e.g. en,fr (default: "
+                                 "each file's last suffix)", comma=True)
+    parallel_langs: tuple[str, ...] = opt((), "language codes of the --parallel files, one per file; unset: each "
+                                          "file's last suffix (train.de-en.de -> de)", comma=True)
     seq_len: int = opt(256, "tokens per training sequence")
     out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
     tokenizer: str = opt("", "tokenizer source, or a word-list .txt (one word per line)")
     mlm_probability: float = opt(0.15, "fraction of tokens (words with --whole-word) predicted")
     sample_alpha: float = opt(0.0, "> 0: XLM's frequency-smoothed choice of masked positions, p ~ count^-alpha")
-    lang_alpha: float = opt(0.7, "language sampling exponent, p ~ n_l^alpha (0.7 XLM, 0.3 XLM-R)")
+    lang_alpha: float = opt(0.7, "language (and language pair) sampling exponent, p ~ n^alpha (0.7 XLM, 0.3 XLM-R)")
     reset_positions: bool = opt(True, "tlm: restart positions at 0 on the second sentence")
     whole_word: bool = opt(False, "mask whole words (word boundaries from the tokenizer), mlm and tlm")
     eval_steps: int = opt(10, "held-out batches per evaluation")
@@ -119,8 +129,6 @@ class TrainConfig(OptimConfig):
             problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.seq_len < 4:
             problems.append(f"seq_len must be >= 4, got {self.seq_len}")
-        if self.parallel and len(self.parallel) != 2:
-            problems.append(f"parallel takes two files (source, target), got {len(self.parallel)}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
