@@ -16,12 +16,14 @@ from .heads import (
 from .heads_qa import QuestionAnsweringBeam
 from .model import KVCache, Output
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
+from .translate import translate
+from .translator import Translator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CausalLM", "CheckpointError", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
     "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "Tokenizer",
-    "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert", "embed", "fill_mask", "generate",
-    "learn_bpe", "list_presets", "load",
+    "Translator", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert", "embed", "fill_mask",
+    "generate", "learn_bpe", "list_presets", "load", "translate",
 ]
