@@ -172,6 +172,9 @@ def test_from_encoder_copies_both_halves_and_reports_cross_attention(tmp_path, c
     for half in (model.encoder, model.decoder):
         assert torch.equal(half.embed.tokens.weight, enc["embeddings.weight"])
         assert torch.equal(half.layers[1].ffn.fc2.weight, enc["ffns.1.lin2.weight"])
+    # Equal values, separate tensors: training one half must not move the other.
+    assert model.encoder.embed.tokens.weight.data_ptr() != model.decoder.embed.tokens.weight.data_ptr()
+    model.save_pretrained(tmp_path / "saved")  # safetensors refuses shared tensors
     assert torch.equal(model.decoder.layers[0].cross_norm.weight, torch.ones(D))
 
 

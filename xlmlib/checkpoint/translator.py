@@ -155,7 +155,8 @@ def translator_from_encoder(cls, src, *, dtype=None, device=None, decoder_layers
     n_dec = decoder_layers or ckpt.config.n_layers
     if n_dec > ckpt.config.n_layers:
         raise ValueError(f"decoder_layers {n_dec} exceeds the encoder's {ckpt.config.n_layers} layers to copy from")
-    dec = {k: v for k, v in enc.items() if not k.startswith("layers.") or int(k.split(".")[1]) < n_dec}
+    # Copies: the halves start equal but are trained apart (nothing is shared in the original either).
+    dec = {k: v.clone() for k, v in enc.items() if not k.startswith("layers.") or int(k.split(".")[1]) < n_dec}
     state = {**{f"encoder.{k}": v for k, v in enc.items()}, **{f"decoder.{k}": v for k, v in dec.items()}}
     built = Checkpoint(ckpt.config.replace(causal=False), state, ckpt.source, ckpt.format, task=TASK,
                        tokenizer_files=ckpt.tokenizer_files, vocab=ckpt.vocab)

@@ -45,11 +45,11 @@ class MTLoss(nn.Module):
             p.requires_grad_(False)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        src, src_mask, langs = batch["input_ids"], batch["attention_mask"], batch["langs"]
+        src, src_mask, langs = batch["input_ids"], batch["attention_mask"], batch.get("langs")
         if bool((batch["task"] == TASK_BT).any()):
-            src, src_mask, langs = self._back_translate(src, src_mask, langs, batch["bt_langs"])
+            src, src_mask, langs = self._back_translate(src, src_mask, langs, batch.get("bt_langs"))
         out = self.model(src, src_mask, langs, decoder_input_ids=batch["decoder_input_ids"],
-                         decoder_langs=batch["decoder_langs"])
+                         decoder_langs=batch.get("decoder_langs"))
         logits, labels = out.logits[:, :-1].float(), batch["labels"][:, 1:]
         loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
         keep = labels != IGNORE_INDEX
@@ -61,7 +61,9 @@ class MTLoss(nn.Module):
         was_training = self.model.training
         self.model.eval()
         try:
-            max_len = int(1.3 * int(src_mask.sum(1).max()) + 5)
+            # Rows are padded to the longest of the *global* batch (MTSource), so the width is the
+            # original's batch maximum however the batch is split over processes or micro-batches.
+            max_len = int(1.3 * src.shape[1] + 5)
             out = self.model.generate(src, src_mask, langs, tgt_lang=bt_langs, max_new_tokens=max_len - 1)
         finally:
             self.model.train(was_training)
@@ -69,12 +71,13 @@ class MTLoss(nn.Module):
 
 
 def build_translator(spec: str, *, seed: int = 0):
-    """A preset name gives a random Translator; a Translator checkpoint loads as is; any other
-    checkpoint initialises both halves (from_encoder)."""
+    """A Translator checkpoint loads as is; any other checkpoint (a path, or a hub name in the local cache)
+    initialises both halves (from_encoder); a preset name found nowhere gives a random Translator."""
     from ..checkpoint.mapping import CheckpointError
+    from ..hub import find_in_cache
     from ..translator import Translator
 
-    if spec in list_presets() and not Path(spec).exists():
+    if spec in list_presets() and not Path(spec).exists() and find_in_cache(spec)[0] is None:
         torch.manual_seed(seed)
         model = Translator(ModelConfig.from_preset(spec))
         model.reset_parameters()

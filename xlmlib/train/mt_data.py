@@ -146,7 +146,7 @@ class MTSource:
         return 1
 
     def _lang(self, code: str, n: int) -> torch.Tensor:
-        return torch.full((n,), self.lang_ids.get(code, 0), dtype=torch.long)
+        return torch.full((n,), self.lang_ids[code], dtype=torch.long)
 
     def batch(self, k: int) -> dict[str, torch.Tensor]:
         step = self.steps[k % len(self.steps)]
@@ -162,8 +162,10 @@ class MTSource:
         n = len(picks)
         src, src_mask = frame_rows(src_rows, self.cfg)
         tgt, _ = frame_rows(tgt_rows, self.cfg)
-        return {"input_ids": src, "attention_mask": src_mask, "langs": self._lang(step.src, n),
-                "decoder_input_ids": tgt, "decoder_langs": self._lang(step.tgt if step.kind != "bt" else step.src, n),
-                "labels": target_labels(tgt, self.cfg.pad_index), "weight": torch.full((n,), float(weight)),
-                "task": torch.full((n,), TASK_BT if step.kind == "bt" else TASK_MT, dtype=torch.long),
-                "bt_langs": self._lang(step.tgt, n)}
+        batch = {"input_ids": src, "attention_mask": src_mask, "decoder_input_ids": tgt,
+                 "labels": target_labels(tgt, self.cfg.pad_index), "weight": torch.full((n,), float(weight)),
+                 "task": torch.full((n,), TASK_BT if step.kind == "bt" else TASK_MT, dtype=torch.long)}
+        if self.lang_ids:  # models with language embeddings (no ids otherwise: nothing to carry)
+            batch.update(langs=self._lang(step.src, n), bt_langs=self._lang(step.tgt, n),
+                         decoder_langs=self._lang(step.tgt if step.kind != "bt" else step.src, n))
+        return batch
