@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     copy_bleu = sacrebleu.corpus_bleu(sources, [refs]).score
     copy_exact = sum(s == r for s, r in zip(sources, refs)) / len(refs)
     evals = [r for r in records if f"bleu_{src}-{tgt}" in r]
-    result = {"model": args.model, "pair": args.pair, "train_pairs": sum(1 for _ in open(files[f"train.{src}"])),
+    result = {"model": args.model, "pair": args.pair, "train_pairs": len(files[f"train.{src}"].read_text(encoding="utf-8").splitlines()),
               "heldout_pairs": len(refs), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
               "minutes": round(minutes, 1), "copy_bleu": round(copy_bleu, 2), "copy_exact": copy_exact,
               "evals": [{k: r[k] for k in ("step", f"bleu_{src}-{tgt}", f"exact_{src}-{tgt}")} for r in evals]}

@@ -24,20 +24,15 @@ def configure_translate(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def _lines(path: str | None, progress: bool):
+def _lines(path: str | None):
+    """(lines, count or None): stdin streams; a file is counted first so the progress bar has a total."""
     if path is None:
-        yield sys.stdin
+        yield sys.stdin, None
         return
     with open(path, encoding="utf-8") as fh:
         total = sum(1 for _ in fh)
     with open(path, encoding="utf-8") as fh:
-        if not progress:
-            yield fh
-            return
-        from tqdm.auto import tqdm
-
-        with tqdm(fh, total=total, desc="translate", unit="line", file=sys.stderr) as bar:
-            yield bar
+        yield fh, total
 
 
 @contextmanager
@@ -56,12 +51,21 @@ def run_translate(args) -> int:
     from .translate import iter_translate, load_translator
 
     model, tok = load_translator(args.model, device=_device(args.device))
-    with _lines(args.input, args.progress) as lines, _sink(args.output) as out:
+    with _lines(args.input) as (lines, total), _sink(args.output) as out:
+        bar = None
+        if total is not None and args.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc="translate", unit="line", file=sys.stderr)
         for text in iter_translate(model, tok, lines, src_lang=args.src, tgt_lang=args.tgt, num_beams=args.beam,
                                    batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                    length_penalty=args.length_penalty, early_stopping=args.early_stopping):
             out.write(text + "\n")
             out.flush()  # streaming: each window's lines appear as soon as they are done
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     return 0
 
 

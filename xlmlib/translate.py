@@ -62,8 +62,8 @@ def iter_translate(model, tok, lines: Iterable[str], *, src_lang=None, tgt_lang=
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     src_id, tgt_id = _lang_id(model, src_lang, "src_lang"), _lang_id(model, tgt_lang, "tgt_lang")
-    options = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
-                   early_stopping=early_stopping)
+    options = {"num_beams": num_beams, "max_new_tokens": max_new_tokens, "length_penalty": length_penalty,
+                   "early_stopping": early_stopping}
     window: list[str] = []
     for line in lines:
         window.append(line.rstrip("\n"))

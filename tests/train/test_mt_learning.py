@@ -15,7 +15,7 @@ from xlmlib.train.config import MTConfig
 from xlmlib.train.metrics import read_metrics
 from xlmlib.train.mt import run_train_mt
 
-from .synthetic import K, PERM, VOCAB, tiny_config, write_lines
+from .synthetic import PERM, VOCAB, K, tiny_config, write_lines
 
 
 def reversed_pairs(n: int, *, seed: int) -> list[tuple[str, str]]:

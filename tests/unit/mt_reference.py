@@ -86,7 +86,7 @@ def _lin(x, s, name):
 
 def _attention(x, kv, key_ok, s, name, n_heads):
     """One multi-head attention, head by head; key_ok (B Tq Tk) True where attending is allowed."""
-    B, T, D = x.shape
+    _B, _T, D = x.shape
     dh = D // n_heads
     q, k, v = _lin(x, s, f"{name}.q_lin"), _lin(kv, s, f"{name}.k_lin"), _lin(kv, s, f"{name}.v_lin")
     heads = []

@@ -141,7 +141,7 @@ def test_decoder_depth_from_the_tensors(tmp_path):
 
 
 def test_bad_checkpoints_are_named(tmp_path):
-    path, enc, dec, prm = _write(tmp_path)
+    _path, enc, dec, prm = _write(tmp_path)
     broken = dict(dec)
     del broken["layer_norm15.1.weight"]
     bad = ref.write_mt_pth(tmp_path / "bad" / "m.pth", enc, broken, prm)
