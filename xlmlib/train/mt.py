@@ -74,10 +74,11 @@ def build_translator(spec: str, *, seed: int = 0):
     """A Translator checkpoint loads as is; any other checkpoint (a path, or a hub name in the local cache)
     initialises both halves (from_encoder); a preset name found nowhere gives a random Translator."""
     from ..checkpoint.mapping import CheckpointError
-    from ..hub import find_in_cache
+    from ..hub import find_in_cache, shipped_models
     from ..translator import Translator
 
-    if spec in list_presets() and not Path(spec).exists() and find_in_cache(spec)[0] is None:
+    found = Path(spec).exists() or spec in shipped_models() or find_in_cache(spec)[0] is not None
+    if spec in list_presets() and not found:
         torch.manual_seed(seed)
         model = Translator(ModelConfig.from_preset(spec))
         model.reset_parameters()
