@@ -74,11 +74,9 @@ def build_translator(spec: str, *, seed: int = 0):
     """A Translator checkpoint loads as is; any other checkpoint (a path, or a hub name in the local cache)
     initialises both halves (from_encoder); a preset name found nowhere gives a random Translator."""
     from ..checkpoint.mapping import CheckpointError
-    from ..hub import find_in_cache, shipped_models
     from ..translator import Translator
 
-    found = Path(spec).exists() or spec in shipped_models() or find_in_cache(spec)[0] is not None
-    if spec in list_presets() and not found:
+    if spec in list_presets() and _local(spec) is None:
         torch.manual_seed(seed)
         model = Translator(ModelConfig.from_preset(spec))
         model.reset_parameters()
@@ -91,10 +89,18 @@ def build_translator(spec: str, *, seed: int = 0):
     return Translator.from_encoder(spec)
 
 
-def _decoder(encoder):
-    """ids -> text for BLEU: the tokenizer's decode, or a word list's."""
+def _decoder(encoder, lang: str):
+    """ids -> text for BLEU against raw references: the tokenizer's decode (XLM's BPE pieces joined give
+    Moses-tokenized text, detokenized here for `lang`), or a word list's."""
     tok = getattr(encoder, "tokenizer", None)
-    return tok.decode if tok is not None else encoder.decode
+    if tok is None:
+        return encoder.decode
+    if type(tok).__name__ != "XLMTokenizer":
+        return tok.decode
+    from sacremoses import MosesDetokenizer
+
+    detok = MosesDetokenizer(lang=lang)
+    return lambda ids: detok.detokenize(tok.decode(ids).split())
 
 
 def _encode_file(path: str, encode, max_len: int | None) -> list[list[int]]:
@@ -125,14 +131,13 @@ def bleu_evaluator(cfg: MTConfig, model_cfg: ModelConfig, encoder, directions, i
     texts = {lg: list(read_lines(f)) for lg, f in zip(cfg.langs, cfg.valid)}
     if cfg.eval_lines:
         texts = {lg: t[:cfg.eval_lines] for lg, t in texts.items()}
-    decode = _decoder(encoder)
 
     def evaluate(module, step):
         model = D.unwrap(module).model
         out = {}
         for src, tgt in directions:
             hyps = translate_ids(model, [encoder.encode(t) for t in texts[src]], ids.get(src), ids.get(tgt),
-                                 model_cfg, decode, cfg.eval_beams)
+                                 model_cfg, _decoder(encoder, tgt), cfg.eval_beams)
             refs = texts[tgt]
             out[f"bleu_{src}-{tgt}"] = round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
             out[f"exact_{src}-{tgt}"] = round(sum(h.strip() == r.strip() for h, r in zip(hyps, refs)) / len(refs), 4)
@@ -192,9 +197,23 @@ def run_train_mt(cfg: MTConfig, *, resume: bool = False, device: str | None = No
     return records
 
 
+def _local(spec: str) -> Path | None:
+    """Where `spec` lies on this machine (a path, a model shipped with xlmlib, the local HF cache), or None;
+    never a download."""
+    from .. import hub
+
+    if Path(spec).exists():
+        return Path(spec)
+    if spec in hub.shipped_models() or hub.find_in_cache(spec)[0] is not None:
+        return hub.resolve(spec)
+    return None
+
+
 def _beside(spec: str) -> str:
     """The tokenizer beside a model: its folder, or the word list (vocab.txt) saved there by train-mt."""
-    path = Path(spec)
+    path = _local(spec)
+    if path is None:
+        raise ValueError(f"no tokenizer for {spec!r}: pass --tokenizer")
     folder = path if path.is_dir() else path.parent
     return str(folder / "vocab.txt") if (folder / "vocab.txt").is_file() else str(folder)
 
