@@ -21,5 +21,5 @@ def test_wheel_contains_every_preset(tmp_path):
     (wheel,) = tmp_path.glob("xlmlib-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {Path(n).stem for n in names if n.startswith("xlmlib/presets/") and n.endswith(".toml")}
-    assert shipped == set(xlmlib.list_presets()) and len(shipped) == 14
+    assert shipped == set(xlmlib.list_presets()) and len(shipped) == 15  # 14 public checkpoints + xlmlib-mini
     assert "xlmlib/cli.py" in names and not any(n.startswith("tests/") for n in names)
