@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .hub import DEFAULT_MODEL
 
+from . import cli_mt
+
 logger = logging.getLogger("xlmlib.cli")
 
 
@@ -328,6 +330,13 @@ VERBS = {
                  "  example: xlmlib finetune --config configs/tasks/xnli.toml --model ./xlmr-base "
                  "--train train.tsv --dev dev.tsv --out runs/xnli"),
                  _configure_finetune, _run_finetune),
+    "translate": (("translate lines with an XLM encoder-decoder (greedy or beam search, as the original)\n"
+                   "  example: xlmlib translate --model ./mt-deen --src de --tgt en --beam 5 < in.de > out.en"),
+                  cli_mt.configure_translate, cli_mt.run_translate),
+    "train-mt": (("train translation: supervised (mt), denoising (ae), back-translation (bt); BLEU on --valid\n"
+                  "  example: xlmlib train-mt --model ./xlmlib-mini --langs de,en --parallel train.de train.en "
+                  "--mt-steps de-en --valid valid.de valid.en --steps 2000 --out runs/mt"),
+                 cli_mt.configure_train_mt, cli_mt.run_train_mt),
 }
 
 

@@ -157,10 +157,7 @@ def _beam_search(model, ids, mask, langs, cfg: GenerationConfig):
     seqs = ids[rows]
     finished: list[list[tuple[float, torch.Tensor]]] = [[] for _ in range(B)]
     for step in range(cfg.max_new_tokens):
-        V = logp.shape[-1]
-        cand = (scores.view(-1, 1) + logp).view(B, K * V)
-        top, idx = cand.topk(2 * K, dim=1)
-        beam, token = idx // V, idx % V
+        top, beam, token = expand_beams(scores.view(-1), logp, B, K)
         keep_beam, keep_tok, keep_score = _select(top, beam, token, seqs, finished, step, cfg, K)
         src = (torch.arange(B, device=ids.device)[:, None] * K + keep_beam).view(-1)
         seqs = torch.cat([seqs[src], keep_tok.view(-1, 1)], dim=1)
@@ -170,6 +167,15 @@ def _beam_search(model, ids, mask, langs, cfg: GenerationConfig):
         stepper.reorder(src)
         logp = stepper.step(keep_tok.view(-1)).log_softmax(-1)
     return _best(finished, seqs, scores, cfg, B, K, ids.shape[1])
+
+
+def expand_beams(scores: torch.Tensor, logp: torch.Tensor, B: int, K: int):
+    """The 2K best continuations of each prompt over its K beams x V words: running score (B*K) plus
+    next-word log-probs (B*K V), flattened per prompt, top 2K sorted; returns (sums, beam, word), each B 2K.
+    Shared with the translator's beam search (mt_search.py), whose expansion is the same."""
+    V = logp.shape[-1]
+    top, idx = (scores[:, None] + logp).view(B, K * V).topk(2 * K, dim=1)
+    return top, idx // V, idx % V
 
 
 def _select(top, beam, token, seqs, finished, step, cfg, K):

@@ -123,7 +123,7 @@ def test_lr_schedules_by_hand():
 def test_every_recipe_loads(recipe):
     kind, values = read_recipe(recipe)
     cfg = load_recipe(recipe)
-    assert type(cfg).__name__ == {"pretrain": "TrainConfig", "finetune": "FinetuneConfig"}[kind]
+    assert type(cfg).__name__ == {"pretrain": "TrainConfig", "finetune": "FinetuneConfig", "train_mt": "MTConfig"}[kind]
     assert all(getattr(cfg, k) == (tuple(v) if isinstance(v, list) else v) for k, v in values.items())
 
 

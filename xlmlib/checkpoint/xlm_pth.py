@@ -38,9 +38,8 @@ def _weights(payload: dict, part: str | None, source: str) -> dict:
             raise CheckpointError(f"{source}: an MLM/CLM checkpoint (`model` entry) has no decoder")
         return payload["model"]
     if part == "decoder":
-        raise NotImplementedError(
-            f"{source}: loading the decoder of an XLM translation checkpoint is not supported yet (its "
-            "cross-attention layers need a decoder model, planned in a later issue); load the encoder instead")
+        raise CheckpointError(f"{source}: the decoder of an XLM translation checkpoint has cross-attention "
+                              "layers no encoder model holds; load the whole model with xlmlib.Translator.from_pretrained")
     if "encoder" not in payload:
         raise CheckpointError(f"{source}: an XLM checkpoint needs a `model` or `encoder` entry")
     logger.info("%s: translation checkpoint; loading its encoder (the decoder is not loaded)", source)

@@ -166,6 +166,59 @@ class FinetuneConfig(OptimConfig):
             raise ValueError("invalid FinetuneConfig: " + "; ".join(problems))
 
 
+@dataclass(frozen=True)
+class MTConfig(OptimConfig):
+    """A translation run (`xlmlib train-mt`), the original EncDecTrainer's steps (xlm-mt.md section 4).
+
+    model: a Translator (folder or MT .pth), an encoder checkpoint (both halves initialised from it, as
+    --reload_model enc,enc) or a preset name (random). langs: the pair, e.g. ["de", "en"].
+    parallel: two line-aligned files in the order of langs; mono: one file per language (ae, bt);
+    valid: two line-aligned held-out files, scored by BLEU (sacrebleu) in every trained direction.
+    mt_steps ["de-en"], ae_steps ["de", "en"], bt_steps ["de-en-de"]; lambda_*: "x" or "it:val,...".
+    Noise defaults are the README's (word_shuffle 3, word_dropout 0.1, word_blank 0.1).
+    """
+
+    model: str = ""
+    tokenizer: str = ""
+    out: str = ""
+    langs: tuple[str, ...] = ()
+    parallel: tuple[str, ...] = ()
+    mono: tuple[str, ...] = ()
+    valid: tuple[str, ...] = ()
+    mt_steps: tuple[str, ...] = ()
+    ae_steps: tuple[str, ...] = ()
+    bt_steps: tuple[str, ...] = ()
+    lambda_mt: str = "1"
+    lambda_ae: str = "1"
+    lambda_bt: str = "1"
+    word_shuffle: float = 3.0
+    word_dropout: float = 0.1
+    word_blank: float = 0.1
+    max_len: int = 100
+    eval_beams: int = 1
+    eval_lines: int = 0
+    lr: float = 1e-4
+    steps: int = 1000
+    schedule: str = "inverse_sqrt"
+    warmup_steps: int = 100
+    clip_norm: float = 5.0
+
+    def __post_init__(self):
+        _freeze_tuples(self)
+        problems = self.check()
+        if len(self.langs) != 2 or self.langs[0] == self.langs[1]:
+            problems.append(f"langs must name two different languages, got {list(self.langs)}")
+        for name in ("parallel", "mono", "valid"):
+            if getattr(self, name) and len(getattr(self, name)) != 2:
+                problems.append(f"{name} takes two files (one per language of langs), got {len(getattr(self, name))}")
+        if self.max_len < 1 or self.eval_beams < 1 or self.eval_lines < 0:
+            problems.append("max_len and eval_beams must be >= 1, eval_lines >= 0")
+        for name in ("lambda_mt", "lambda_ae", "lambda_bt"):
+            object.__setattr__(self, name, str(getattr(self, name)))
+        if problems:
+            raise ValueError("invalid MTConfig: " + "; ".join(problems))
+
+
 def _freeze_tuples(cfg) -> None:
     """TOML and the command line give lists; keep the dataclass immutable. A bare string where a list
     belongs is an error rather than a tuple of its characters."""
@@ -177,7 +230,7 @@ def _freeze_tuples(cfg) -> None:
             raise ValueError(f"{f.name} takes a list, got the string {value!r}")
 
 
-RECIPE_KINDS = {"pretrain": TrainConfig, "finetune": FinetuneConfig}
+RECIPE_KINDS = {"pretrain": TrainConfig, "finetune": FinetuneConfig, "train_mt": MTConfig}
 
 
 def config_from_dict(cls, data: dict[str, Any], *, where: str = "config"):
@@ -193,7 +246,7 @@ def read_recipe(path: str | Path) -> tuple[str, dict[str, Any]]:
     with open(path, "rb") as f:
         data = tomllib.load(f)
     if len(data) != 1 or next(iter(data)) not in RECIPE_KINDS or not isinstance(next(iter(data.values())), dict):
-        raise ValueError(f"{path}: a recipe has exactly one table, [pretrain] or [finetune]; found {sorted(data)}")
+        raise ValueError(f"{path}: a recipe has exactly one table, [pretrain], [finetune] or [train_mt]; found {sorted(data)}")
     kind, values = next(iter(data.items()))
     return kind, values
 
