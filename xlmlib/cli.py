@@ -9,9 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .hub import DEFAULT_MODEL
-
 from . import cli_mt
+from .hub import DEFAULT_MODEL
 
 logger = logging.getLogger("xlmlib.cli")
 

@@ -70,24 +70,11 @@ def run_translate(args) -> int:
 
 
 def configure_train_mt(p: argparse.ArgumentParser) -> None:
-    from .cli import _add_optim_args
+    from .cli import _add_config_args, _device_arg
+    from .train.config import MTConfig
 
-    _add_optim_args(p)
-    p.add_argument("--langs", help="the language pair, comma-separated, e.g. de,en")
-    p.add_argument("--parallel", nargs=2, metavar=("L1_FILE", "L2_FILE"), help="line-aligned files, in --langs order")
-    p.add_argument("--mono", nargs=2, metavar=("L1_FILE", "L2_FILE"), help="monolingual files (ae, bt steps)")
-    p.add_argument("--valid", nargs=2, metavar=("L1_FILE", "L2_FILE"), help="held-out pair scored by BLEU")
-    p.add_argument("--mt-steps", nargs="+", help="supervised directions, e.g. de-en")
-    p.add_argument("--ae-steps", nargs="+", help="denoising auto-encoding languages, e.g. de en")
-    p.add_argument("--bt-steps", nargs="+", help="back-translation cycles, e.g. de-en-de en-de-en")
-    for kind in ("mt", "ae", "bt"):
-        p.add_argument(f"--lambda-{kind}", help="a number, or 'iteration:value,...' (piecewise linear)")
-    p.add_argument("--word-shuffle", type=float)
-    p.add_argument("--word-dropout", type=float)
-    p.add_argument("--word-blank", type=float)
-    p.add_argument("--max-len", type=int, help="training sentences longer than this many tokens are dropped")
-    p.add_argument("--eval-beams", type=int)
-    p.add_argument("--eval-lines", type=int, help="score only the first N held-out lines (0: all)")
+    _add_config_args(p, MTConfig)
+    _device_arg(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from .family import family_of
+
 WINDOW_BATCHES = 16  # batches per sorting window: long enough to group similar lengths, short enough to stream
 
 
@@ -28,11 +30,12 @@ def _lang_id(model, code, what):
 
 
 def frame(tok, texts: list[str], model, src_lang) -> list[list[int]]:
-    """`</s> pieces </s>` for every text (the tokenizer's own <s> ... </s> framing replaced)."""
+    """`</s> pieces </s>` for every text: the tokenizer's own framing (`<s> ... </s>`) replaced by the
+    family's (family.framing)."""
     kwargs = {"lang": src_lang} if src_lang is not None else {}
     rows = tok(texts, padding=False, truncation=False, return_tensors=None, **kwargs)["input_ids"]
-    eos = model.config.eos_index
-    return [[eos, *row[1:-1], eos] for row in rows]
+    framing = family_of(model.config).framing(model.config)
+    return [framing.frame(tok.framing.strip(row)) for row in rows]
 
 
 def _pad(rows: list[list[int]], pad: int) -> torch.Tensor:

@@ -15,13 +15,12 @@ import logging
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import mt_search
+from . import losses, mt_search
 from .config import ModelConfig
 from .decoder import Decoder
-from .heads import IGNORE, MaskedLM
+from .heads import MaskedLM
 from .model import KVCache, Output, fill_sinusoidal, init_weights
 
 logger = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ class Translator(nn.Module):
             if labels.shape != decoder_input_ids.shape:
                 raise ValueError(f"labels have shape {tuple(labels.shape)}, decoder_input_ids "
                                  f"{tuple(decoder_input_ids.shape)}: they must be aligned")
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE)
+            loss = losses.full_lm_loss(logits[:, :-1], labels[:, 1:])
         return Output(last_hidden_state=h, logits=logits, loss=loss)
 
     # -- decoding ----------------------------------------------------------------------------------------

@@ -79,3 +79,19 @@ def test_finetuning_encodes_each_example_in_its_language(enfr):
     assert data.rows[0] == [eos, *_unframed(tok, ELISIONS[0], "fr"), eos, *_unframed(tok, ELISIONS[1], "fr"), eos]
     assert data.rows[1] == [eos, *_unframed(tok, ELISIONS[0], "en"), eos]
     assert data.rows[0][1:-1] != data.rows[1][1:-1]
+
+
+def test_translation_training_encodes_each_side_in_its_language(enfr):
+    from xlmlib.train.config import MTConfig
+    from xlmlib.train.mt import load_data
+
+    tok, work, lines = enfr
+    (work / "en.txt").write_text("\n".join(["I can't go.", "It's John's."] * 2) + "\n", encoding="utf-8")
+    cfg = MTConfig(langs=("en", "fr"), mono=(str(work / "en.txt"), str(work / "fr.txt")),
+                   parallel=(str(work / "en.txt"), str(work / "en.txt")), max_len=1000)
+    mono, para = load_data(cfg, TokenizerAdapter(tok))
+    assert mono["fr"] == [_unframed(tok, line, "fr") for line in lines]
+    assert mono["en"][0] == _unframed(tok, "I can't go.", "en")
+    # The same English line read as the "fr" side of the pair gets French rules (`can 't` vs `can' t`).
+    assert _unframed(tok, "I can't go.", "en") != _unframed(tok, "I can't go.", "fr")
+    assert para[("en", "fr")][0] == (_unframed(tok, "I can't go.", "en"), _unframed(tok, "I can't go.", "fr"))

@@ -178,25 +178,25 @@ class MTConfig(OptimConfig):
     Noise defaults are the README's (word_shuffle 3, word_dropout 0.1, word_blank 0.1).
     """
 
-    model: str = ""
-    tokenizer: str = ""
-    out: str = ""
-    langs: tuple[str, ...] = ()
-    parallel: tuple[str, ...] = ()
-    mono: tuple[str, ...] = ()
-    valid: tuple[str, ...] = ()
-    mt_steps: tuple[str, ...] = ()
-    ae_steps: tuple[str, ...] = ()
-    bt_steps: tuple[str, ...] = ()
-    lambda_mt: str = "1"
-    lambda_ae: str = "1"
-    lambda_bt: str = "1"
-    word_shuffle: float = 3.0
-    word_dropout: float = 0.1
-    word_blank: float = 0.1
-    max_len: int = 100
-    eval_beams: int = 1
-    eval_lines: int = 0
+    model: str = opt("", "a Translator (folder or MT .pth), an encoder checkpoint, or a preset name (random)")
+    tokenizer: str = opt("", "tokenizer source, or a word-list .txt (default: the one beside --model)")
+    out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
+    langs: tuple[str, ...] = opt((), "the language pair, e.g. de,en", comma=True)
+    parallel: tuple[str, ...] = opt((), "line-aligned files, in --langs order", metavar=("L1_FILE", "L2_FILE"))
+    mono: tuple[str, ...] = opt((), "monolingual files (ae, bt steps)", metavar=("L1_FILE", "L2_FILE"))
+    valid: tuple[str, ...] = opt((), "held-out pair scored by BLEU", metavar=("L1_FILE", "L2_FILE"))
+    mt_steps: tuple[str, ...] = opt((), "supervised directions, e.g. de-en")
+    ae_steps: tuple[str, ...] = opt((), "denoising auto-encoding languages, e.g. de en")
+    bt_steps: tuple[str, ...] = opt((), "back-translation cycles, e.g. de-en-de en-de-en")
+    lambda_mt: str = opt("1", "weight of mt steps: a number, or 'iteration:value,...' (piecewise linear)")
+    lambda_ae: str = opt("1", "weight of ae steps: a number, or 'iteration:value,...' (piecewise linear)")
+    lambda_bt: str = opt("1", "weight of bt steps: a number, or 'iteration:value,...' (piecewise linear)")
+    word_shuffle: float = opt(3.0, "ae noise: each word moves fewer than this many places (0: off)")
+    word_dropout: float = opt(0.1, "ae noise: probability of dropping a word")
+    word_blank: float = opt(0.1, "ae noise: probability of replacing a word by the mask id")
+    max_len: int = opt(100, "training sentences longer than this many tokens are dropped")
+    eval_beams: int = opt(1, "beam size of the BLEU evaluation")
+    eval_lines: int = opt(0, "score only the first N held-out lines (0: all)")
     lr: float = 1e-4
     steps: int = 1000
     schedule: str = "inverse_sqrt"

@@ -81,6 +81,11 @@ def wrap(module: nn.Module, d: Dist, sharding: str) -> nn.Module:
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (evaluation calls the model itself)."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
 def shard_rows(batch: dict[str, torch.Tensor], d: Dist) -> dict[str, torch.Tensor]:
     """Rows rank, rank + world, ... of every tensor in the global batch."""
     if not d.active:

@@ -11,15 +11,15 @@ throughout are left out of the schedule entirely).
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, list_presets
-from ..objectives import IGNORE_INDEX
+from ..losses import IGNORE_INDEX, full_lm_loss
 from ..translate import cut
 from . import distributed as D
 from .config import MTConfig
@@ -51,7 +51,7 @@ class MTLoss(nn.Module):
         out = self.model(src, src_mask, langs, decoder_input_ids=batch["decoder_input_ids"],
                          decoder_langs=batch.get("decoder_langs"))
         logits, labels = out.logits[:, :-1].float(), batch["labels"][:, 1:]
-        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+        loss = full_lm_loss(logits, labels, reduction="sum")
         keep = labels != IGNORE_INDEX
         correct = (logits.argmax(-1)[keep] == labels[keep]).sum()
         return loss * batch["weight"][0], correct
@@ -109,13 +109,15 @@ def _encode_file(path: str, encode, max_len: int | None) -> list[list[int]]:
 
 
 def load_data(cfg: MTConfig, encoder):
-    """Monolingual and parallel id lists; training sentences longer than max_len or empty are dropped."""
+    """Monolingual and parallel id lists, each file tokenized with its language's rules; training sentences
+    longer than max_len or empty are dropped."""
     l1, l2 = cfg.langs
-    mono = {lg: _encode_file(f, encoder.encode, cfg.max_len) for lg, f in zip(cfg.langs, cfg.mono)}
+    mono = {lg: _encode_file(f, functools.partial(encoder.encode, lang=lg), cfg.max_len)
+            for lg, f in zip(cfg.langs, cfg.mono)}
     para = {}
     if cfg.parallel:
-        a = [encoder.encode(x) for x in read_lines(cfg.parallel[0])]
-        b = [encoder.encode(x) for x in read_lines(cfg.parallel[1])]
+        a = [encoder.encode(x, l1) for x in read_lines(cfg.parallel[0])]
+        b = [encoder.encode(x, l2) for x in read_lines(cfg.parallel[1])]
         if len(a) != len(b):
             raise ValueError(f"parallel files {cfg.parallel[0]} ({len(a)} lines) and {cfg.parallel[1]} ({len(b)} lines) "
                              "are not line-aligned")
@@ -136,7 +138,7 @@ def bleu_evaluator(cfg: MTConfig, model_cfg: ModelConfig, encoder, directions, i
         model = D.unwrap(module).model
         out = {}
         for src, tgt in directions:
-            hyps = translate_ids(model, [encoder.encode(t) for t in texts[src]], ids.get(src), ids.get(tgt),
+            hyps = translate_ids(model, [encoder.encode(t, src) for t in texts[src]], ids.get(src), ids.get(tgt),
                                  model_cfg, _decoder(encoder, tgt), cfg.eval_beams)
             refs = texts[tgt]
             out[f"bleu_{src}-{tgt}"] = round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)

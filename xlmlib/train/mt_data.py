@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ModelConfig
-from ..objectives import IGNORE_INDEX
+from ..family import family_of
+from ..losses import IGNORE_INDEX
 from .sources import step_generator
 
 logger = logging.getLogger(__name__)
@@ -84,12 +85,14 @@ class Noise:
 
 
 def frame_rows(rows: list[list[int]], cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """`</s> w1 ... wn </s>` per row, right-padded: (ids B T, mask B T)."""
-    eos, pad = cfg.eos_index, cfg.pad_index
-    width = max(len(r) for r in rows) + 2
+    """Each row framed as the family frames its data (XLM: `</s> w1 ... wn </s>`), right-padded:
+    (ids B T, mask B T)."""
+    framing, pad = family_of(cfg).framing(cfg), cfg.pad_index
+    width = max(len(r) for r in rows) + framing.n_special()
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r) + 2] = torch.tensor([eos, *r, eos])
+        framed = framing.frame(r)
+        ids[i, :len(framed)] = torch.tensor(framed)
     return ids, ids != pad
 
 
