@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .. import hub
+from .. import hub, tasks
 from ..config import ModelConfig
 from .load import (
     TOKENIZER_FILES,
@@ -35,8 +35,6 @@ from .xlm_pth import XLM_PTH, _companion, _config, _strip_module, _vocab
 logger = logging.getLogger(__name__)
 
 TASK = "Translator"
-# Heads of other task models that a translator has no place for (the LM head is kept: lm_head.*).
-_OTHER_HEADS = ("pooler", "classifier", "qa_outputs", "qa_head", "logits_proj")
 XLM_PTH_DECODER = Table(
     name="original XLM .pth (decoder)",
     base=XLM_PTH.base + (
@@ -148,7 +146,9 @@ def translator_from_encoder(cls, src, *, dtype=None, device=None, decoder_layers
     ckpt = read_checkpoint(src)
     if ckpt.task == TASK:
         raise CheckpointError(f"{ckpt.source} is already a Translator; use Translator.from_pretrained")
-    enc = {k: v for k, v in ckpt.state.items() if k.split(".")[0] not in _OTHER_HEADS}
+    # Heads of other task models have no place in a translator; its encoder keeps the LM head (lm_head.*).
+    other_heads = tasks.head_prefixes() - {"lm_head"}
+    enc = {k: v for k, v in ckpt.state.items() if k.split(".")[0] not in other_heads}
     dropped = sorted(set(ckpt.state) - set(enc))
     if dropped:
         logger.info("%s: task-head weights not used by a Translator: %s", ckpt.source, ", ".join(dropped))

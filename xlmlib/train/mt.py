@@ -20,6 +20,7 @@ from torch import nn
 
 from ..config import ModelConfig, list_presets
 from ..losses import IGNORE_INDEX, full_lm_loss
+from ..tokenize import XLMTokenizer
 from ..translate import cut
 from . import distributed as D
 from .config import MTConfig
@@ -95,7 +96,7 @@ def _decoder(encoder, lang: str):
     tok = getattr(encoder, "tokenizer", None)
     if tok is None:
         return encoder.decode
-    if type(tok).__name__ != "XLMTokenizer":
+    if not isinstance(tok, XLMTokenizer):
         return tok.decode
     from sacremoses import MosesDetokenizer
 
