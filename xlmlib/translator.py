@@ -17,7 +17,7 @@ import warnings
 import torch
 from torch import nn
 
-from . import losses, mt_search
+from . import losses, mt_search, tasks
 from .config import ModelConfig
 from .decoder import Decoder
 from .heads import MaskedLM
@@ -27,7 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 class Translator(nn.Module):
+    # Task-registry facts (tasks.py): xlmlib.load(src, task="translation"); transformers has no such class.
+    task = "translation"
     head_prefixes: tuple[str, ...] = ()
+    hf_suffix: tuple[tuple[str, str], ...] = ()
+    finetune_task: str | None = None
 
     def __init__(self, config: ModelConfig, *, decoder_layers: int | None = None):
         super().__init__()
@@ -164,3 +168,6 @@ class _Stepper:
         self.cache.reorder(index)
         if torch.is_tensor(self.langs):
             self.langs = self.langs[index]
+
+
+tasks.register(Translator)

@@ -64,7 +64,7 @@ def test_one_registry_for_load_saved_names_and_finetuning():
     assert set(tasks.finetune_tasks()) == {"sequence", "token"}
     assert set(tasks.task_names()) == {"encoder", "masked-lm", "causal-lm", "sequence-classification",
                                        "token-classification", "question-answering", "question-answering-beam",
-                                       "multiple-choice"}
+                                       "multiple-choice", "translation"}
     with pytest.raises(ValueError, match="unknown task 'summarize'; choose one of: encoder, masked-lm"):
         tasks.task_class("summarize")
 

@@ -130,6 +130,17 @@ def test_folder_round_trip_is_exact(tmp_path):
         assert k == k2 and torch.equal(a, b)
 
 
+def test_load_by_task_name(tmp_path):
+    """Translator is in the task registry: xlmlib.load(..., task="translation") reads the .pth and our folder."""
+    path, *_ = _write(tmp_path)
+    model, _ = xlmlib.load(path, task="translation")
+    assert isinstance(model, xlmlib.Translator)
+    model.save_pretrained(tmp_path / "saved")
+    again, _ = xlmlib.load(tmp_path / "saved", task="Translator")  # the class name saved folders record
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def test_decoder_depth_from_the_tensors(tmp_path):
     enc = ref.part_state(V, D, 2, N_LANGS, decoder=False, seed=0)
     dec = ref.part_state(V, D, 1, N_LANGS, decoder=True, seed=1)
