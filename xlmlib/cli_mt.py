@@ -85,6 +85,6 @@ def run_train_mt(args) -> int:
 
     records = run(_config(args, MTConfig), resume=args.resume, device=args.device)
     last = records[-1] if records else {}
-    scores = " ".join(f"{k} {v}" for k, v in last.items() if k.startswith(("bleu_", "exact_")))
+    scores = " ".join(f"{k} {v}" for k, v in last.items() if k.startswith(("bleu_", "exact_", "words_")))
     print(f"step {last.get('step', 0)}: loss {last.get('loss', float('nan')):.4f} {scores}".rstrip())
     return 0

@@ -1,11 +1,13 @@
 """Translation training data: lambda schedules, the original's noise rules (xlm-mt.md section 4), step
-schedule parsing and the batches of MTSource (framing, labels, languages, weights)."""
+schedule parsing, the batches of MTSource (framing, labels, languages, weights) and the word accuracy
+of the evaluation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from xlmlib.train.mt import word_accuracy
 from xlmlib.train.mt_data import TASK_BT, TASK_MT, Lambda, MTSource, Noise, parse_steps
 
 from .synthetic import tiny_config
@@ -78,3 +80,9 @@ def test_batches_follow_the_schedule():
 def test_missing_data_is_named():
     with pytest.raises(ValueError, match="monolingual de"):
         _source(parse_steps(ae=["de"]))
+
+
+def test_word_accuracy_compares_positions_over_the_longer_sentence():
+    # Hand-counted: 2 of 3 positions, 1 of 2 (a missing word counts as wrong), 0 of 2 (so does an extra one).
+    assert word_accuracy(["a b c", "x", "q r"], ["a c c", "x y", "s"]) == pytest.approx(3 / 7)
+    assert word_accuracy([""], [""]) == 0.0
