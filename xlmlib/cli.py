@@ -11,7 +11,7 @@ logger = logging.getLogger("xlmlib.cli")
 
 
 def _configure_info(p: argparse.ArgumentParser) -> None:
-    p.add_argument("src", help="model folder, checkpoint file or hub name")
+    p.add_argument("src", help="model folder, checkpoint file (also a training checkpoint.pt) or hub name")
 
 
 def _run_info(args) -> int:
@@ -28,26 +28,57 @@ def _run_info(args) -> int:
     print(f"parameters:  {n_params:,}")
     langs = ", ".join(cfg.langs) if cfg.langs else "-"
     print(f"languages:   {langs} ({'language embeddings' if cfg.has_lang_emb else 'no language embeddings'})")
+    if ckpt.training:
+        _print_training(ckpt.training, args.src)
     return 0
 
 
+def _print_training(t: dict, src: str) -> None:
+    """What a training checkpoint resumes: the verb is inferred from the config it holds."""
+    from pathlib import Path
+
+    verb = "finetune" if "task" in t else "pretrain"
+    done = t["step"] >= t.get("steps", t["step"] + 1)
+    print(f"training:    step {t['step']} of {t.get('steps', '?')}"
+          + (" (finished)" if done else "") + f", {verb} {t.get('objective') or t.get('task') or ''}".rstrip())
+    print(f"             lr {t.get('lr')}, batch size {t.get('batch_size')}")
+    out = t.get("out") or str(Path(src).parent)
+    print(f"resume:      xlmlib {verb} --out {out} ... --resume  (with the options of the original run)")
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name")
-    p.add_argument("--lang", default=None, help="language code (models with language embeddings)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when present)")
+    p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name (required)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer folder, .model file or hub name (default: the tokenizer beside --model)")
+    p.add_argument("--lang", default=None,
+                   help="language code, e.g. en (default: none; required by models with language embeddings)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto: CUDA when present (default: auto)")
+
+
+def _load(args, task: str):
+    """(model, tokenizer) for an inference verb: --tokenizer wins over the files beside --model."""
+    from .api import load
+
+    model, tok = load(args.model, task=task, device=args.device)
+    if args.tokenizer:
+        from .tokenize import Tokenizer
+
+        tok = Tokenizer.from_pretrained(args.tokenizer)
+    if tok is None:
+        raise FileNotFoundError(f"no tokenizer files beside {args.model}; pass --tokenizer")
+    return model, tok
 
 
 def _configure_fill_mask(p: argparse.ArgumentParser) -> None:
     _model_args(p)
     p.add_argument("text", help="text with <mask> (XLM-R) or <special1> (XLM)")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="candidates per mask (default: 5)")
 
 
 def _run_fill_mask(args) -> int:
-    from .api import fill_mask, load
+    from .api import fill_mask
 
-    model, tok = load(args.model, task="masked-lm", device=args.device)
-    _need_tokenizer(tok, args.model)
+    model, tok = _load(args, "masked-lm")
     for k, candidates in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k, lang=args.lang)):
         print(f"mask {k + 1}:")
         for c in candidates:
@@ -57,25 +88,30 @@ def _run_fill_mask(args) -> int:
 
 def _configure_embed(p: argparse.ArgumentParser) -> None:
     _model_args(p)
-    p.add_argument("--input", required=True, help="text file, one sentence per line")
-    p.add_argument("--output", required=True, help="where to write the vectors (.npy)")
-    p.add_argument("--pooling", choices=("mean", "cls"), default="mean")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--input", required=True, help="text file, one sentence per line (required)")
+    p.add_argument("--output", required=True, help="where to write the vectors, .npy (required)")
+    p.add_argument("--pooling", choices=("mean", "cls"), default="mean", help="mean of tokens or first token (default: mean)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default: 32)")
     p.add_argument("--no-normalize", action="store_true", help="keep raw vectors (default: unit length)")
+    p.add_argument("--no-truncation", action="store_true",
+                   help="fail on a line longer than the model takes (default: cut it, with a warning)")
 
 
 def _run_embed(args) -> int:
     import numpy as np
 
-    from .api import embed, load
+    from .api import InputTooLong, embed
     from .atomic import atomic_path
 
-    model, tok = load(args.model, task="encoder", device=args.device)
-    _need_tokenizer(tok, args.model)
+    model, tok = _load(args, "encoder")
     with open(args.input, encoding="utf-8") as fh:
         lines = [line.rstrip("\n") for line in fh]
-    vectors = embed(model, tok, lines, pooling=args.pooling, normalize=not args.no_normalize,
-                    batch_size=args.batch_size, lang=args.lang).numpy()
+    try:
+        vectors = embed(model, tok, lines, pooling=args.pooling, normalize=not args.no_normalize,
+                        batch_size=args.batch_size, lang=args.lang, truncation=not args.no_truncation).numpy()
+    except InputTooLong as err:
+        raise ValueError(f"{args.input}:{err.index + 1}: the line has {err.n_tokens} tokens; the model takes at "
+                         f"most {err.limit} (leave out --no-truncation to cut it)") from None
     with atomic_path(args.output) as tmp, open(tmp, "wb") as fh:
         np.save(fh, vectors)
     print(f"wrote {vectors.shape[0]} vectors of size {vectors.shape[1]} to {args.output}")
@@ -84,21 +120,20 @@ def _run_embed(args) -> int:
 
 def _configure_generate(p: argparse.ArgumentParser) -> None:
     _model_args(p)
-    p.add_argument("prompt")
-    p.add_argument("--max-new-tokens", type=int, default=20)
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--num-beams", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("prompt", help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=20, help="tokens to add (default: 20)")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (default: greedy)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest tokens, 0 = all (default: 0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0)")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search width, 1 = no beam (default: 1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: none)")
 
 
 def _run_generate(args) -> int:
-    from .api import generate, load
+    from .api import generate
 
-    model, tok = load(args.model, task="causal-lm", device=args.device)
-    _need_tokenizer(tok, args.model)
+    model, tok = _load(args, "causal-lm")
     text = generate(model, tok, args.prompt, lang=args.lang, max_new_tokens=args.max_new_tokens,
                     do_sample=args.sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                     num_beams=args.num_beams, seed=args.seed)[0]
@@ -106,17 +141,13 @@ def _run_generate(args) -> int:
     return 0
 
 
-def _need_tokenizer(tok, src) -> None:
-    if tok is None:
-        raise FileNotFoundError(f"no tokenizer files beside {src}")
-
-
 def _configure_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="model folder, fairseq model.pt, XLM .pth, .safetensors file or hub name")
     p.add_argument("dst", help="new folder to write (must not exist yet)")
-    p.add_argument("--to", choices=("xlmlib", "hf"), default="xlmlib", help="layout of the written folder")
+    p.add_argument("--to", choices=("xlmlib", "hf"), default="xlmlib",
+                   help="layout of the written folder (default: xlmlib)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                   help="dtype of the written weights")
+                   help="dtype of the written weights (default: float32)")
 
 
 def _run_convert(args) -> int:
@@ -131,28 +162,46 @@ def _files(value: str) -> list[str]:
     return [v for v in value.split(",") if v]
 
 
-def _add_optim_args(p: argparse.ArgumentParser) -> None:
+def _default(cls, name: str) -> str:
+    """" (default: X)" from the config dataclass, the one place defaults live (a --config recipe overrides)."""
+    import dataclasses
+
+    value = {f.name: f.default for f in dataclasses.fields(cls)}[name]
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    return f" (default: {value if value not in ('', ()) else 'none'})"
+
+
+def _add_optim_args(p: argparse.ArgumentParser, cls, out_help: str) -> None:
     """Options shared by pretrain and finetune; None means "not given" so a --config recipe value stands."""
-    p.add_argument("--config", help="a configs/tasks/*.toml recipe; command-line options override it")
-    p.add_argument("--model", help="a preset name (random init) or anything from_pretrained loads")
-    p.add_argument("--out", help="output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
-    p.add_argument("--tokenizer", help="tokenizer source, or a word-list .txt (one word per line)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch (all processes and accumulation steps)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--schedule", choices=("constant", "linear", "inverse_sqrt"))
-    p.add_argument("--grad-accum", type=int)
-    p.add_argument("--clip-norm", type=float)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--sharding", choices=("ddp", "fsdp"), help="under torchrun: replicate (ddp) or shard (fsdp)")
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--save-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    d = lambda name: _default(cls, name)  # noqa: E731 - a one-word helper keeps the table below readable
+    p.add_argument("--config", help="a configs/tasks/*.toml recipe; command-line options override it (default: none)")
+    p.add_argument("--model", help="a preset name (random init) or anything from_pretrained loads" + d("model"))
+    p.add_argument("--out", help=out_help + d("out"))
+    p.add_argument("--tokenizer", help="tokenizer source, or a word-list .txt, one word per line (default: the "
+                   "tokenizer beside --model)")
+    p.add_argument("--steps", type=int, help="optimizer updates" + d("steps"))
+    p.add_argument("--batch-size", type=int, help="global batch, all processes and accumulation steps" + d("batch_size"))
+    p.add_argument("--lr", type=float, help="peak learning rate" + d("lr"))
+    p.add_argument("--warmup-steps", type=int, help="linear warmup steps" + d("warmup_steps"))
+    p.add_argument("--schedule", choices=("constant", "linear", "inverse_sqrt"), help="decay after warmup" + d("schedule"))
+    p.add_argument("--grad-accum", type=int, help="micro-batches per update" + d("grad_accum"))
+    p.add_argument("--clip-norm", type=float, help="gradient norm clipping, 0 = off" + d("clip_norm"))
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="autocast dtype; auto = bf16 on a GPU that has it, else fp32" + d("precision"))
+    p.add_argument("--sharding", choices=("ddp", "fsdp"), help="under torchrun: replicate or shard" + d("sharding"))
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in backward to save memory" + d("gradient_checkpointing"))
+    p.add_argument("--eval-every", type=int, help="evaluate every N steps, 0 = only at the end" + d("eval_every"))
+    p.add_argument("--save-every", type=int, help="write checkpoint.pt every N steps, 0 = only at the end"
+                   + d("save_every"))
+    p.add_argument("--log-every", type=int, help="log metrics every N steps" + d("log_every"))
+    p.add_argument("--seed", type=int, help="seed of initialisation, data order and masking" + d("seed"))
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar (default: show it)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this process's GPU, else cpu)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt with the same options (default: start afresh)")
 
 
 _NOT_CONFIG = {"config", "device", "resume", "debug", "verb", "_run"}
@@ -174,17 +223,23 @@ def _config(args, cls):
 
 
 def _configure_pretrain(p: argparse.ArgumentParser) -> None:
-    _add_optim_args(p)
-    p.add_argument("--objective", choices=("mlm", "clm", "tlm"))
-    p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language")
-    p.add_argument("--parallel", nargs=2, metavar=("SRC_FILE", "TGT_FILE"), help="line-aligned pair for tlm")
-    p.add_argument("--valid", nargs="+", help="held-out files, as --train (or --parallel for tlm)")
-    p.add_argument("--langs", help="comma-separated language codes, in the order of the files, e.g. en,fr")
-    p.add_argument("--seq-len", type=int)
-    p.add_argument("--mlm-probability", type=float)
+    from .train.config import TrainConfig
+
+    _add_optim_args(p, TrainConfig, "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained "
+                    "model with its tokenizer), data/ (binarized text)")
+    d = lambda name: _default(TrainConfig, name)  # noqa: E731
+    p.add_argument("--objective", choices=("mlm", "clm", "tlm"), help="training objective" + d("objective"))
+    p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language" + d("train"))
+    p.add_argument("--parallel", nargs=2, metavar=("SRC_FILE", "TGT_FILE"),
+                   help="line-aligned pair for tlm" + d("parallel"))
+    p.add_argument("--valid", nargs="+", help="held-out files, as --train (or a pair, as --parallel, for tlm)"
+                   + d("valid"))
+    p.add_argument("--langs", help="comma-separated language codes, one per --train file, e.g. en,fr (default: "
+                   "lang0, lang1, ...)")
+    p.add_argument("--seq-len", type=int, help="tokens per training sequence" + d("seq_len"))
+    p.add_argument("--mlm-probability", type=float, help="share of tokens to predict" + d("mlm_probability"))
     p.add_argument("--whole-word", action="store_true", default=None,
-                   help="mask whole words (word boundaries from the tokenizer), mlm and tlm")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+                   help="mask whole words (word boundaries from the tokenizer), mlm and tlm" + d("whole_word"))
 
 
 def _run_pretrain(args) -> int:
@@ -199,8 +254,9 @@ def _run_pretrain(args) -> int:
 
 
 def _configure_preprocess(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tokenizer", required=True, help="tokenizer source, or a word-list .txt")
-    p.add_argument("--out", required=True, help="folder for the binarized corpora (NAME.ids.bin/.offsets.bin/.json)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer source, or a word-list .txt (required)")
+    p.add_argument("--out", required=True,
+                   help="folder for the binarized corpora, NAME.ids.bin/.offsets.bin/.json (required)")
     p.add_argument("inputs", nargs="+", help="text files, one sentence per line")
 
 
@@ -219,22 +275,27 @@ def _run_preprocess(args) -> int:
 
 
 def _configure_finetune(p: argparse.ArgumentParser) -> None:
-    _add_optim_args(p)
-    p.add_argument("--task", choices=("sequence", "token"))
-    p.add_argument("--train", nargs="+", help="TSV / JSONL (sequence) or CoNLL (token) files")
-    p.add_argument("--dev", nargs="+")
-    p.add_argument("--test", nargs="+")
+    from .train.config import FinetuneConfig
+
+    _add_optim_args(p, FinetuneConfig, "output folder: best/ (the best dev model with its tokenizer), "
+                    "results.json, checkpoint.pt, metrics.jsonl, loss.png")
+    d = lambda name: _default(FinetuneConfig, name)  # noqa: E731
+    p.add_argument("--task", choices=("sequence", "token"), help="sequence or token classification" + d("task"))
+    p.add_argument("--train", nargs="+", help="TSV / JSONL (sequence) or CoNLL (token) files" + d("train"))
+    p.add_argument("--dev", nargs="+", help="files to pick the best model on" + d("dev"))
+    p.add_argument("--test", nargs="+", help="files to evaluate the best model on" + d("test"))
     p.add_argument("--labels", help="comma-separated label names in id order (default: sorted from --train)")
-    p.add_argument("--lang", help="language of files that do not say it per example")
-    p.add_argument("--max-len", type=int)
-    p.add_argument("--patience", type=int, help="stop after this many evaluations without a better dev score")
+    p.add_argument("--lang", help="language of files that do not say it per example" + d("lang"))
+    p.add_argument("--max-len", type=int, help="tokens per example, cut to the model's limit" + d("max_len"))
+    p.add_argument("--patience", type=int,
+                   help="stop after this many evaluations without a better dev score, 0 = never" + d("patience"))
 
 
 def _run_finetune(args) -> int:
     from .train.config import FinetuneConfig
     from .train.finetune import accuracy_table, run_finetune
 
-    result = run_finetune(_config(args, FinetuneConfig), device=args.device)
+    result = run_finetune(_config(args, FinetuneConfig), resume=args.resume, device=args.device)
     best = result["best"]
     print(f"best dev accuracy {100 * best['accuracy']:.2f}% at step {best['step']}")
     for path, res in result["test"].items():
@@ -276,7 +337,7 @@ VERBS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlmlib", description="XLM and XLM-R in plain PyTorch")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging (default: off)")
     sub = parser.add_subparsers(dest="verb", required=True)
     for name, (help_text, configure, run) in VERBS.items():
         p = sub.add_parser(name, help=help_text.splitlines()[0], description=help_text,
@@ -286,13 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(err, argv: list[str]) -> str:
+    """What Ctrl-C tells the user: where the state is, and the command that continues the run."""
+    import shlex
+
+    from .train.trainer import TrainingInterrupted
+
+    if not isinstance(err, TrainingInterrupted):
+        return "xlmlib: interrupted"
+    again = "xlmlib " + shlex.join([a for a in argv if a != "--resume"] + ["--resume"])
+    if err.checkpoint is not None:
+        return f"xlmlib: interrupted at step {err.step}; saved {err.checkpoint}\ncontinue with: {again}"
+    if err.last is not None:
+        return f"xlmlib: interrupted at step {err.step}; the last checkpoint is {err.last}\ncontinue with: {again}"
+    return f"xlmlib: interrupted at step {err.step}; no checkpoint was written yet"
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args._run(args)
-    except KeyboardInterrupt:
-        print("xlmlib: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(_interrupted(err, [str(a) for a in argv]), file=sys.stderr)
         return 130
     except Exception as err:  # one clear line for users; --debug shows the traceback
         if args.debug:

@@ -81,6 +81,20 @@ def _copy_tokenizer(ckpt: Checkpoint, folder: Path) -> None:
         (folder / "vocab").write_text("".join(f"{w} 0\n" for w in ckpt.vocab[14:]), encoding="utf-8")
 
 
+def _hf_tokenizer(folder: Path) -> None:
+    """Rewrite the copied tokenizer through our save_pretrained, which writes the files and the class name
+    transformers' AutoTokenizer expects (older xlmlib folders said "XLMRTokenizer"; XLM's released
+    codes_* / vocab_* become vocab.json + merges.txt)."""
+    from ..tokenize import Tokenizer
+
+    try:
+        tok = Tokenizer.from_pretrained(folder)
+    except FileNotFoundError:
+        logger.warning("%s: no tokenizer files to export; transformers will need its own tokenizer", folder)
+        return
+    tok.save_pretrained(folder)
+
+
 def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None) -> float:
     """Write `src` as an `to` ("xlmlib" | "hf") folder at `dst`; return the max |difference| of outputs."""
     if to not in FORMATS:
@@ -101,6 +115,8 @@ def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None
     try:
         save_model(reference.to(dtype), tmp, format=to)
         _copy_tokenizer(ckpt, tmp)
+        if to == "hf":
+            _hf_tokenizer(tmp)
         steps.update()
         diff = _verify(cls, ckpt, tmp, dtype)
         steps.update()

@@ -101,6 +101,8 @@ def _read_pickled(path: Path, part: str | None) -> Checkpoint:
         raise CheckpointError(f"{path}: not a checkpoint (the pickle holds a {type(payload).__name__}, not a dict)")
     if "params" in payload and ("model" in payload or "encoder" in payload):
         return read_xlm_pth(path, payload, part)
+    if {"step", "model", "train_config", "model_config"} <= set(payload):
+        return _read_training(path, payload)
     if part is not None:
         raise CheckpointError(f"{path}: part={part!r} applies only to original XLM translation checkpoints")
     if "model" in payload and ("args" in payload or "cfg" in payload):
@@ -108,6 +110,20 @@ def _read_pickled(path: Path, part: str | None) -> Checkpoint:
     keys = ", ".join(sorted(map(str, payload))[:12])
     raise CheckpointError(f"{path}: unknown checkpoint format (top-level keys: {keys}); expected fairseq "
                           "(model + args/cfg) or original XLM (model or encoder/decoder + params)")
+
+
+def _read_training(path: Path, payload: dict) -> Checkpoint:
+    """Our trainer's checkpoint.pt (train/trainer.py Trainer.save): the model sits under `model.` in the
+    loss module's state; the tokenizer, when the run had one, is in OUT/model beside it."""
+    config = ModelConfig.from_dict(payload["model_config"])
+    state = {k[len("model."):]: v for k, v in payload["model"].items() if k.startswith("model.")}
+    training = {"step": int(payload["step"]), **{k: payload["train_config"].get(k) for k in
+                ("steps", "objective", "task", "lr", "batch_size", "out") if k in payload["train_config"]}}
+    ckpt = Checkpoint(config, state, str(path), f"xlmlib training checkpoint (step {training['step']})",
+                      training=training)
+    folder = path.parent / "model"
+    ckpt.tokenizer_files = {name: folder / name for name in TOKENIZER_FILES if (folder / name).is_file()}
+    return ckpt
 
 
 def _read_folder(path: Path, weights: dict, source: str | None = None) -> Checkpoint:

@@ -79,8 +79,12 @@ class XLMRTokenizer(BaseTokenizer):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / SPM_FILE, self._model_bytes)
-        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRTokenizer",
-                                             "model_max_length": self.model_max_length})
+        # transformers' class name and special tokens, so AutoTokenizer loads the folder too (ours reads both).
+        specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
+                    "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK}
+        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRobertaTokenizer",
+                                             "model_max_length": self.model_max_length, **specials})
+        write_json(directory / "special_tokens_map.json", specials)
         return directory
 
     # -- ids ------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ and OUT/model (save_pretrained, loadable by from_pretrained).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import torch
@@ -21,8 +23,8 @@ from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
 from .losses import MaskedOnlyLMLoss, count_targets
 from .sources import StreamSource, TLMSource
-from .text import load_text_encoder
-from .trainer import Trainer
+from .text import _has_tokenizer, load_text_encoder
+from .trainer import CHECKPOINT, Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ def build_source(cfg: TrainConfig, model_cfg: ModelConfig, files, out: Path, d: 
                          seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
                          reset_positions=cfg.reset_positions, word_ids=word_ids)
     langs = cfg.langs or tuple(f"lang{i}" for i in range(len(prefixes)))
-    if len(langs) != len(prefixes):
-        raise ValueError(f"{len(prefixes)} --train files but {len(langs)} --langs; give one language per file")
     corpora = {lang: MemmapCorpus(p) for lang, p in zip(langs, prefixes)}
     return StreamSource(corpora, model_cfg, objective=cfg.objective, batch_size=cfg.batch_size,
                         seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
@@ -104,15 +104,59 @@ def lm_evaluator(source, n_batches: int, d: D.Dist):
     return evaluate
 
 
+def check_inputs(cfg: TrainConfig) -> None:
+    """File and language counts agree, checked before anything is read or binarized; the message names
+    the flag that is off."""
+    if cfg.objective == "tlm":
+        if len(cfg.parallel) != 2:
+            raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
+        if cfg.valid and len(cfg.valid) != 2:
+            raise ValueError(f"tlm takes a line-aligned pair as --valid (like --parallel), got {len(cfg.valid)} file(s)")
+        if cfg.langs and len(cfg.langs) != 2:
+            raise ValueError(f"tlm needs two --langs (source, target), got {len(cfg.langs)}: {','.join(cfg.langs)}")
+        return
+    if not cfg.train:
+        raise ValueError("no training data: pass --train FILE... (mlm/clm) or --parallel SRC TGT (tlm)")
+    if cfg.langs and len(cfg.langs) != len(cfg.train):
+        raise ValueError(f"{len(cfg.train)} --train file(s) but {len(cfg.langs)} --langs "
+                         f"({','.join(cfg.langs)}); give one language per --train file")
+    if cfg.valid and len(cfg.valid) != len(cfg.train):
+        raise ValueError(f"{len(cfg.valid)} --valid file(s) for {len(cfg.train)} --train file(s); give one held-out "
+                         "file per language, in the order of --train")
+
+
+def with_model_tokenizer(cfg: TrainConfig) -> TrainConfig:
+    """Without --tokenizer, a local --model folder that holds tokenizer files supplies them (as finetune and
+    xlmlib.load do)."""
+    folder = Path(cfg.model)
+    folder = folder if folder.is_dir() else folder.parent
+    beside = _has_tokenizer(folder) or (folder / "vocab.txt").is_file()
+    if cfg.tokenizer or not Path(cfg.model).exists() or not beside:
+        return cfg
+    logger.info("using the tokenizer beside the model: %s", folder)
+    return dataclasses.replace(cfg, tokenizer=str(folder))
+
+
 def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None = None) -> list[dict]:
-    """Train as configured; returns the logged records (rank 0 also writes them to OUT/metrics.jsonl)."""
+    """Train as configured; returns the logged records (rank 0 also writes them to OUT/metrics.jsonl).
+    A run that fails before its first checkpoint removes the output folder it created."""
     if not cfg.model or not cfg.out:
         raise ValueError("pretrain needs a model (--model) and an output folder (--out)")
-    inputs = cfg.parallel if cfg.objective == "tlm" else cfg.train
-    if not inputs:
-        raise ValueError("no training data: pass --train FILE... (mlm/clm) or --parallel SRC TGT (tlm)")
-    d = D.setup(device)
+    check_inputs(cfg)
+    cfg = with_model_tokenizer(cfg)
     out = Path(cfg.out)
+    created = not out.exists()
+    try:
+        return _pretrain(cfg, out, resume=resume, device=device)
+    except Exception:
+        if created and out.is_dir() and not (out / CHECKPOINT).is_file():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _pretrain(cfg: TrainConfig, out: Path, *, resume: bool, device: str | None) -> list[dict]:
+    inputs = cfg.parallel if cfg.objective == "tlm" else cfg.train
+    d = D.setup(device)
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(cfg.model, cfg.objective, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # the same dropout stream on every rank and in every fresh run
@@ -129,5 +173,7 @@ def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None =
             model = type(model)(model.config)
             model.load_state_dict(final)
         model.save_pretrained(out / "model")
+        if cfg.tokenizer:  # the model folder loads on its own: xlmlib fill-mask --model OUT/model
+            load_text_encoder(cfg.tokenizer).save_pretrained(out / "model")
     D.teardown(d)
     return records
