@@ -132,6 +132,9 @@ def _read_folder(path: Path, weights: dict, source: str | None = None) -> Checkp
     if source:
         ckpt.source = source
     ckpt.tokenizer_files = {name: path / name for name in TOKENIZER_FILES if (path / name).is_file()}
+    # XLM's released BPE files (codes_enfr + vocab_enfr, ...) kept beside the weights travel too.
+    ckpt.tokenizer_files.update({p.name: p for p in sorted(path.glob("codes_*")) + sorted(path.glob("vocab_*"))
+                                 if p.is_file()})
     return ckpt
 
 
