@@ -86,7 +86,7 @@ def test_export_of_a_folder_an_older_xlmlib_saved(tmp_path, assets):
     """Folders saved before this fix say "XLMRTokenizer"; convert --to hf writes transformers' name."""
     folder = _tiny_xlmr(tmp_path / "old", assets)
     (folder / "tokenizer_config.json").write_text('{"tokenizer_class": "XLMRTokenizer", "model_max_length": 512}')
-    (folder / "special_tokens_map.json").unlink()
+    (folder / "special_tokens_map.json").unlink(missing_ok=True)
     xlmlib.convert(folder, tmp_path / "export", to="hf")
     _same_as_transformers(tmp_path / "export", "AutoModelForMaskedLM",
                           ["Paris is the <mask> of France.", "Der Hund schläft."])
