@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 
@@ -174,7 +175,7 @@ def _default(cls, name: str) -> str:
 
 def _add_optim_args(p: argparse.ArgumentParser, cls, out_help: str) -> None:
     """Options shared by pretrain and finetune; None means "not given" so a --config recipe value stands."""
-    d = lambda name: _default(cls, name)  # noqa: E731 - a one-word helper keeps the table below readable
+    d = functools.partial(_default, cls)
     p.add_argument("--config", help="a configs/tasks/*.toml recipe; command-line options override it (default: none)")
     p.add_argument("--model", help="a preset name (random init) or anything from_pretrained loads" + d("model"))
     p.add_argument("--out", help=out_help + d("out"))
@@ -227,7 +228,7 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
 
     _add_optim_args(p, TrainConfig, "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained "
                     "model with its tokenizer), data/ (binarized text)")
-    d = lambda name: _default(TrainConfig, name)  # noqa: E731
+    d = functools.partial(_default, TrainConfig)
     p.add_argument("--objective", choices=("mlm", "clm", "tlm"), help="training objective" + d("objective"))
     p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language" + d("train"))
     p.add_argument("--parallel", nargs=2, metavar=("SRC_FILE", "TGT_FILE"),
@@ -279,7 +280,7 @@ def _configure_finetune(p: argparse.ArgumentParser) -> None:
 
     _add_optim_args(p, FinetuneConfig, "output folder: best/ (the best dev model with its tokenizer), "
                     "results.json, checkpoint.pt, metrics.jsonl, loss.png")
-    d = lambda name: _default(FinetuneConfig, name)  # noqa: E731
+    d = functools.partial(_default, FinetuneConfig)
     p.add_argument("--task", choices=("sequence", "token"), help="sequence or token classification" + d("task"))
     p.add_argument("--train", nargs="+", help="TSV / JSONL (sequence) or CoNLL (token) files" + d("train"))
     p.add_argument("--dev", nargs="+", help="files to pick the best model on" + d("dev"))

@@ -84,12 +84,12 @@ def test_fill_mask_and_generate_take_a_tokenizer(short_dir, capsys):
 
 def test_finetune_command_clamps_max_len(short_dir, tmp_path, caplog):
     train = tmp_path / "train.jsonl"
-    train.write_text('{"text": "%s", "label": "a"}\n{"text": "kurz", "label": "b"}\n' % LONG, encoding="utf-8")
+    train.write_text(f'{{"text": "{LONG}", "label": "a"}}\n{{"text": "kurz", "label": "b"}}\n', encoding="utf-8")
     argv = ["finetune", "--model", str(short_dir / "model"), "--tokenizer", str(short_dir / "tok"), "--train",
             str(train), "--dev", str(train), "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "run"),
             "--no-progress"]  # --max-len left at its default, 128
     with caplog.at_level(logging.WARNING), pytest.warns(TruncationWarning, match=f"to max_len {LIMIT} tokens"):
         assert main(argv) == 0
     assert f"max_len 128 is longer than this model takes; using its limit, {LIMIT}" in caplog.text
-    best, tok = xlmlib.load(tmp_path / "run" / "best", task="sequence-classification")
+    _, tok = xlmlib.load(tmp_path / "run" / "best", task="sequence-classification")
     assert tok is not None  # the best model's folder carries its tokenizer

@@ -16,7 +16,6 @@ import torch
 
 from ..atomic import write_text
 
-
 VOCAB_FILE = "vocab.txt"
 
 
