@@ -206,10 +206,11 @@ def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "",
         logger.info("fine-tuning into %s", out)
     cfg = config_from_dict(FinetuneConfig, {**options, "task": task, "out": str(out), "labels": labels},
                            where="finetune() options")
-    encoder = ft.text_encoder(tok)
+    encoder, cfg = ft.text_encoder(tok), ft.clamped(cfg, model)
     result = ft.finetune(model, encoder, train_ex, dev_ex, cfg, labels=labels)
     result["labels"], result["out"] = list(labels), str(out)
-    result["test"] = ft.evaluate_examples(model, encoder, test_ex, ft.clamped(cfg, model), labels) if test_ex else None
+    codes = sorted({e.lang for e in [*train_ex, *dev_ex]})
+    result["test"] = ft.evaluate_examples(model, encoder, test_ex, cfg, labels, lang_codes=codes) if test_ex else None
     return result
 
 
