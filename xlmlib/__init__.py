@@ -16,12 +16,13 @@ from .heads import (
 from .heads_qa import QuestionAnsweringBeam
 from .model import KVCache, Output
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
+from .trim import trim_vocab
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CausalLM", "CheckpointError", "Encoder", "InputTooLong", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
-    "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "Tokenizer",
-    "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert", "embed", "fill_mask", "finetune", "generate",
-    "learn_bpe", "list_presets", "load",
+    "CausalLM", "CheckpointError", "Encoder", "InputTooLong", "KVCache", "MaskedLM", "ModelConfig",
+    "MultipleChoice", "Output", "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier",
+    "TokenClassifier", "Tokenizer", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert",
+    "embed", "fill_mask", "finetune", "generate", "learn_bpe", "list_presets", "load", "trim_vocab",
 ]

@@ -7,6 +7,9 @@ import argparse
 import functools
 import logging
 import sys
+from pathlib import Path
+
+from .hub import DEFAULT_MODEL
 
 logger = logging.getLogger("xlmlib.cli")
 
@@ -25,8 +28,11 @@ def _run_info(args) -> int:
     print(f"format:      {ckpt.format}")
     print(f"layers:      {cfg.n_layers} x {cfg.dim} (heads {cfg.n_heads}, ffn {cfg.ffn_dim}, "
           f"{'pre' if cfg.pre_norm else 'post'}-LayerNorm)")
-    print(f"vocabulary:  {cfg.vocab_size}")
+    print(f"vocabulary:  {cfg.vocab_size}{_trimmed_from(ckpt.source)}")
     print(f"parameters:  {n_params:,}")
+    weights = Path(ckpt.source) / "model.safetensors"
+    if weights.is_file():
+        print(f"file size:   {weights.stat().st_size:,} bytes ({weights.name})")
     langs = ", ".join(cfg.langs) if cfg.langs else "-"
     print(f"languages:   {langs} ({'language embeddings' if cfg.has_lang_emb else 'no language embeddings'})")
     if ckpt.training:
@@ -34,10 +40,22 @@ def _run_info(args) -> int:
     return 0
 
 
+def _trimmed_from(source: str) -> str:
+    """What a trimmed folder's trim.json says of the sizes before trimming, for info."""
+    import json
+
+    from .trim import REPORT_FILE
+
+    record = Path(source) / REPORT_FILE
+    if not record.is_file():
+        return ""
+    r = json.loads(record.read_text(encoding="utf-8"))
+    before = f", {r['params_before']:,} parameters" if r.get("params_before") else ""
+    return f" (trimmed from {r['vocab_before']:,}{before}; {100 * r['unk_rate']:.1f}% of the corpus became <unk>)"
+
+
 def _print_training(t: dict, src: str) -> None:
     """What a training checkpoint resumes: the verb is inferred from the config it holds."""
-    from pathlib import Path
-
     verb = "finetune" if "task" in t else "pretrain"
     done = t["step"] >= t.get("steps", t["step"] + 1)
     print(f"training:    step {t['step']} of {t.get('steps', '?')}"
@@ -47,8 +65,12 @@ def _print_training(t: dict, src: str) -> None:
     print(f"resume:      xlmlib {verb} --out {out} ... --resume  (with the options of the original run)")
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name (required)")
+def _model_args(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
+    if default:
+        p.add_argument("--model", default=default, help=f"model folder, checkpoint file or hub name (default: "
+                       f"{default}, the small model shipped with xlmlib)")
+    else:
+        p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name (required)")
     p.add_argument("--tokenizer", default=None,
                    help="tokenizer folder, .model file or hub name (default: the tokenizer beside --model)")
     p.add_argument("--lang", default=None,
@@ -71,7 +93,7 @@ def _load(args, task: str):
 
 
 def _configure_fill_mask(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
+    _model_args(p, default=DEFAULT_MODEL)
     p.add_argument("text", help="text with <mask> (XLM-R) or <special1> (XLM)")
     p.add_argument("--top-k", type=int, default=5, help="candidates per mask (default: 5)")
 
@@ -88,7 +110,7 @@ def _run_fill_mask(args) -> int:
 
 
 def _configure_embed(p: argparse.ArgumentParser) -> None:
-    _model_args(p)
+    _model_args(p, default=DEFAULT_MODEL)
     p.add_argument("--input", required=True, help="text file, one sentence per line (required)")
     p.add_argument("--output", required=True, help="where to write the vectors, .npy (required)")
     p.add_argument("--pooling", choices=("mean", "cls"), default="mean", help="mean of tokens or first token (default: mean)")
@@ -159,6 +181,25 @@ def _run_convert(args) -> int:
     return 0
 
 
+def _configure_trim(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="model folder, checkpoint or hub name (or a tokenizer alone, for a new model)")
+    p.add_argument("dst", help="new folder to write (must not exist yet)")
+    p.add_argument("--corpus", nargs="+", required=True, help="text files whose pieces to keep, one sentence a line (required)")
+    p.add_argument("--max-pieces", type=int, default=None, help="keep only the N most frequent pieces (default: all seen)")
+    p.add_argument("--keep", nargs="+", default=(), help="pieces to keep even when the corpus lacks them (default: none)")
+    p.add_argument("--lang", default=None, help="language of the corpus for XLM's Moses rules; XLM-R ignores it (default: none)")
+
+
+def _run_trim(args) -> int:
+    from .trim import trim_vocab
+
+    r = trim_vocab(args.src, args.dst, args.corpus, args.max_pieces, args.keep, lang=args.lang)
+    sizes = f"; parameters {r.params_before:,} -> {r.params_after:,}, {r.file_bytes:,} bytes" if r.params_before else ""
+    print(f"wrote {args.dst}: vocabulary {r.vocab_before:,} -> {r.vocab_after:,}{sizes}; "
+          f"{100 * r.unk_rate:.2f}% of {r.corpus_tokens:,} corpus tokens become <unk>")
+    return 0
+
+
 def _files(value: str) -> list[str]:
     return [v for v in value.split(",") if v]
 
@@ -212,7 +253,7 @@ def _config(args, cls):
     from .train.config import config_from_dict, load_recipe
 
     given = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_CONFIG}
-    for key in ("langs", "labels"):
+    for key in ("langs", "labels", "parallel_langs"):
         if isinstance(given.get(key), str):
             given[key] = _files(given[key])
     if args.config:
@@ -229,14 +270,20 @@ def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     _add_optim_args(p, TrainConfig, "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained "
                     "model with its tokenizer), data/ (binarized text)")
     d = functools.partial(_default, TrainConfig)
-    p.add_argument("--objective", choices=("mlm", "clm", "tlm"), help="training objective" + d("objective"))
-    p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language" + d("train"))
-    p.add_argument("--parallel", nargs=2, metavar=("SRC_FILE", "TGT_FILE"),
-                   help="line-aligned pair for tlm" + d("parallel"))
+    p.add_argument("--objective", choices=("mlm", "clm", "tlm", "mlm+tlm"),
+                   help="mlm+tlm alternates MLM steps on --train with TLM steps on --parallel (XLM's recipe)"
+                   + d("objective"))
+    p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language (glob patterns "
+                   "allowed)" + d("train"))
+    p.add_argument("--parallel", nargs="+", metavar="FILE",
+                   help="line-aligned SRC TGT files pairwise for tlm / mlm+tlm; two glob patterns pair their matches"
+                   + d("parallel"))
+    p.add_argument("--parallel-langs", help="comma-separated language codes of the --parallel files "
+                   "(default: each file's last suffix, e.g. train.de-en.de -> de)")
     p.add_argument("--valid", nargs="+", help="held-out files, as --train (or a pair, as --parallel, for tlm)"
                    + d("valid"))
     p.add_argument("--langs", help="comma-separated language codes, one per --train file, e.g. en,fr (default: "
-                   "lang0, lang1, ...)")
+                   "each file's last suffix when they differ, else lang0, lang1, ...)")
     p.add_argument("--seq-len", type=int, help="tokens per training sequence" + d("seq_len"))
     p.add_argument("--mlm-probability", type=float, help="share of tokens to predict" + d("mlm_probability"))
     p.add_argument("--whole-word", action="store_true", default=None,
@@ -321,6 +368,9 @@ VERBS = {
     "convert": (("convert a checkpoint (fairseq, original XLM, HF, xlmlib) to safetensors, then verify it\n"
                  "  example: xlmlib convert xlmr.large/model.pt ./xlmr-large --to hf --dtype bfloat16"),
                 _configure_convert, _run_convert),
+    "trim-vocab": (("keep only the vocabulary a corpus uses (token table, tied LM projection and bias sliced)\n"
+                    "  example: xlmlib trim-vocab ./xlmr-base ./xlmr-base-de --corpus de.txt --max-pieces 30000"),
+                   _configure_trim, _run_trim),
     "preprocess": (("tokenize text files once into the binarized memory-mapped format\n"
                    "  example: xlmlib preprocess --tokenizer ./xlmr-base --out data/ en.txt fr.txt"),
                    _configure_preprocess, _run_preprocess),

@@ -10,6 +10,14 @@ logger = logging.getLogger(__name__)
 
 # Legacy hub names now live under an organisation; the cache may hold either spelling.
 _ORGS = ("FacebookAI", "facebook")
+# Models shipped inside the package (xlmlib/models/NAME), found by name with no network: xlmlib-mini.
+SHIPPED = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "xlmlib-mini"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models that come with the package."""
+    return sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file()) if SHIPPED.is_dir() else []
 
 
 def cache_dirs() -> list[Path]:
@@ -48,19 +56,21 @@ def find_in_cache(name: str, revision: str = "main") -> tuple[Path | None, list[
     return None, looked
 
 
-def _download(name: str, revision: str) -> Path | None:
+def _download(name: str, revision: str) -> tuple[Path | None, str]:
+    """The downloaded snapshot, or None and why not (offline mode, or each repository's failure)."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return None
+        return None, "HF_HUB_OFFLINE is set, so nothing was downloaded"
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        return None
+        return None, "huggingface_hub is not installed (pip install huggingface_hub), so nothing was downloaded"
+    failures = []
     for repo_id in _repo_ids(name):
         try:
-            return Path(snapshot_download(repo_id, revision=revision))
-        except Exception as err:  # noqa: BLE001 - any hub failure means "not available here"
-            logger.debug("download of %s failed: %s", repo_id, err)
-    return None
+            return Path(snapshot_download(repo_id, revision=revision)), ""
+        except Exception as err:  # noqa: BLE001 - any hub failure means "not available here"; reported below
+            failures.append(f"{repo_id}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    return None, "the download failed:\n  " + "\n  ".join(failures)
 
 
 # File endings of checkpoints and tokenizer files: a name ending so is a path, never a hub repository.
@@ -82,13 +92,17 @@ def resolve(src, revision: str = "main") -> Path:
     name = os.fspath(src)
     if isinstance(src, os.PathLike) or looks_local(name):
         raise FileNotFoundError(f"{name}: no such file or directory")
+    if name in shipped_models():
+        return SHIPPED / name
     snap, looked = find_in_cache(name, revision)
+    why = ""
     if snap is None:
-        snap = _download(name, revision)
+        snap, why = _download(name, revision)
     if snap is not None:
         return snap
     where = "\n  ".join(str(p) for p in looked)
     raise FileNotFoundError(
-        f"{name!r} is neither a local path nor in the Hugging Face cache. Looked in:\n  {where}\n"
-        "Provide a local directory (config.json + model.safetensors, or a fairseq/XLM checkpoint), set HF_HUB_CACHE "
-        "to a cache that holds it, or install huggingface_hub (pip install 'xlmlib[hub]') while online.")
+        f"{name!r} is neither a local path, a model shipped with xlmlib ({', '.join(shipped_models()) or 'none'}), "
+        f"nor in the Hugging Face cache. Looked in:\n  {where}\nThen {why}\n"
+        "Provide a local directory (config.json + model.safetensors, or a fairseq/XLM checkpoint), or set "
+        "HF_HUB_CACHE to a cache that holds it.")

@@ -76,7 +76,7 @@ def test_resume_says_what_changed_and_when_the_run_had_finished(corpus, tmp_path
 
 @pytest.mark.parametrize("flags, message", [
     (["--langs", "en"], "2 --train file(s) but 1 --langs (en); give one language per --train file"),
-    (["--valid", "VALID"], "1 --valid file(s) for 2 --train file(s)"),
+    (["--valid", "VALID"], "1 --valid file(s) but 2 --langs (en,fr); give one held-out file per language"),
 ])
 def test_count_mismatch_blames_the_flag_before_binarizing(corpus, tmp_path, capsys, flags, message):
     argv = _argv(corpus, tmp_path / "run", 2)

@@ -30,7 +30,7 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 # Every head module name any task model uses: weights under these belong to some head.
 HEAD_PREFIXES = ("lm_head", "classifier", "qa_outputs", "qa_head", "pooler", "logits_proj")
 # Tokenizer files of HF / xlmlib folders, copied along by convert.
-TOKENIZER_FILES = ("sentencepiece.bpe.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "vocab.json", "merges.txt", "dict.txt")
 
 __all__ = ["Checkpoint", "load_model", "read_checkpoint"]

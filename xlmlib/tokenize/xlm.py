@@ -138,6 +138,22 @@ class XLMTokenizer(BaseTokenizer):
         write_json(directory / CONFIG_NAME, config)
         return directory
 
+    def trimmed_to(self, keep_ids) -> XLMTokenizer:
+        """A tokenizer over the ids `keep_ids` only (the 14 specials always kept), renumbered in their order.
+        Merges whose result no kept entry is built from are dropped: on text whose pieces were all kept
+        they never fire, so its segmentation, and its ids after the remap, are unchanged."""
+        keep = sorted(set(range(len(SPECIAL_TOKENS))) | {int(i) for i in keep_ids if int(i) in self.id2token})
+        vocab = {self.id2token[old]: new for new, old in enumerate(keep)}
+        needed = set(vocab)
+        kept_merges = []
+        for first, second in reversed(self.bpe.merges):  # a merge only consumes results of earlier merges
+            if first + second in needed:
+                needed.update((first, second))
+                kept_merges.append((first, second))
+        return XLMTokenizer(vocab, kept_merges[::-1], lang2id=self.lang2id, use_lang_emb=self.use_lang_emb,
+                            do_lowercase_and_remove_accent=self.do_lowercase_and_remove_accent,
+                            model_max_length=self.model_max_length, default_lang=self.default_lang)
+
     # -- languages ------------------------------------------------------------------------------
     def _lang_ids(self, lang, n):
         langs = super()._lang_ids(lang, n)

@@ -28,6 +28,9 @@ from .base import (
 )
 
 SPM_FILE = "sentencepiece.bpe.model"
+# A trimmed vocabulary (xlmlib.trim_vocab) keeps the original .model and lists here the SentencePiece ids it
+# kept, in the order of their new ids (4, 5, ...); pieces not listed encode as <unk>.
+KEPT_FILE = "kept_pieces.json"
 MASK = "<mask>"
 SPECIALS = {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>"}
 # The SentencePiece ids of <unk>, <s>, </s> that the fairseq alignment above assumes.
@@ -44,7 +47,7 @@ class XLMRTokenizer(BaseTokenizer):
     model_max_length = 512
     lang2id = None
 
-    def __init__(self, model_file, *, model_max_length: int = 512):
+    def __init__(self, model_file, *, model_max_length: int = 512, kept_pieces=None):
         path = Path(model_file)
         if not path.is_file():
             raise FileNotFoundError(f"missing SentencePiece model file: {path}")
@@ -59,9 +62,23 @@ class XLMRTokenizer(BaseTokenizer):
             raise ValueError(f"{path}: expected SentencePiece ids 0-2 to be {_SPM_LAYOUT}, found {layout}")
         self.model_file = path
         self.model_max_length = int(model_max_length)
-        self.mask_id = self.sp.get_piece_size() + 1
+        self._set_pieces(kept_pieces)
         self._word_starts = None
-        self.vocab_size = self.sp.get_piece_size() + 2
+
+    def _set_pieces(self, kept_pieces) -> None:
+        """Id tables: SentencePiece id -> model id and back. The full vocabulary keeps every piece from
+        SentencePiece id 3 on (model id = spm id + 1, as fairseq's dict.txt does); a trimmed one a subset."""
+        n = self.sp.get_piece_size()
+        self.trimmed = kept_pieces is not None
+        kept = np.arange(3, n) if kept_pieces is None else np.asarray(list(kept_pieces), dtype=np.int64)
+        if kept.size and (kept.min() < 3 or kept.max() >= n or np.any(np.diff(kept) <= 0)):
+            raise ValueError(f"kept pieces must be increasing SentencePiece ids in [3, {n}), "
+                             f"got {kept.size} ids from {kept.min()} to {kept.max()}")
+        self.kept_pieces = kept
+        self._spm2model = np.full(n, self.unk_id, dtype=np.int64)
+        self._spm2model[kept] = np.arange(4, 4 + kept.size)
+        self.mask_id = 4 + kept.size
+        self.vocab_size = self.mask_id + 1
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -73,6 +90,8 @@ class XLMRTokenizer(BaseTokenizer):
         max_len = config.get("model_max_length", 512)
         # transformers writes a huge sentinel when no limit is known; XLM-R's limit is 512.
         kwargs.setdefault("model_max_length", max_len if max_len <= 4096 else 512)
+        if (src / KEPT_FILE).is_file():
+            kwargs.setdefault("kept_pieces", read_json(src / KEPT_FILE)["kept_spm_ids"])
         return cls(src / SPM_FILE, **kwargs)
 
     def save_pretrained(self, directory) -> Path:
@@ -80,16 +99,29 @@ class XLMRTokenizer(BaseTokenizer):
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / SPM_FILE, self._model_bytes)
         # transformers' class name and special tokens, so AutoTokenizer loads the folder too (ours reads both).
+        # A trimmed vocabulary renumbers the pieces, which transformers' class cannot know: it keeps our name,
+        # so AutoTokenizer refuses it instead of giving wrong ids.
         specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
                     "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK}
-        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRobertaTokenizer",
+        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRTokenizer" if self.trimmed else "XLMRobertaTokenizer",
                                              "model_max_length": self.model_max_length, **specials})
         write_json(directory / "special_tokens_map.json", specials)
+        if self.trimmed:
+            write_json(directory / KEPT_FILE, {"kept_spm_ids": self.kept_pieces.tolist()})
+        elif (directory / KEPT_FILE).is_file():
+            (directory / KEPT_FILE).unlink()  # a full vocabulary saved over a trimmed one
         return directory
+
+    def trimmed_to(self, keep_ids) -> XLMRTokenizer:
+        """A tokenizer over the model ids `keep_ids` only (specials and <mask> always kept), renumbered in
+        their order: the same SentencePiece model, pieces outside the set encode as <unk>."""
+        pieces = sorted(int(i) for i in keep_ids if 4 <= int(i) < self.mask_id)
+        return XLMRTokenizer(self.model_file, model_max_length=self.model_max_length,
+                             kept_pieces=self.kept_pieces[np.asarray(pieces, dtype=np.int64) - 4])
 
     # -- ids ------------------------------------------------------------------------------------
     def _to_model_ids(self, spm_ids: list[int]) -> list[int]:
-        return [i + 1 if i else self.unk_id for i in spm_ids]
+        return self._spm2model[spm_ids].tolist() if spm_ids else []
 
     def _encode_one(self, text: str, lang=None, with_offsets: bool = False):
         check_text(text)
@@ -132,9 +164,7 @@ class XLMRTokenizer(BaseTokenizer):
         else:
             rows = [self.sp.encode(t) if p else None for t, p in zip(texts, plain)]
         lens = np.fromiter(map(len, (r if r is not None else () for r in rows)), dtype=np.int64, count=len(rows))
-        flat = np.fromiter(chain.from_iterable(r for r in rows if r is not None), dtype=np.int64)
-        flat += 1
-        flat[flat == 1] = self.unk_id
+        flat = self._spm2model[np.fromiter(chain.from_iterable(r for r in rows if r is not None), dtype=np.int64)]
         if all(plain):
             return flat, lens
         # Texts with <mask> go through the slow path; splice their ids back in order.
@@ -164,11 +194,11 @@ class XLMRTokenizer(BaseTokenizer):
         a word. For whole-word masking of binarized corpora, where the text is gone."""
         if self._word_starts is None:
             starts = torch.zeros(self.vocab_size, dtype=torch.bool)
-            starts[1:self.sp.get_piece_size()] = torch.tensor(
-                [self.sp.id_to_piece(i).startswith("\u2581") for i in range(1, self.sp.get_piece_size())])
+            starts[4:self.mask_id] = torch.tensor(
+                [self.sp.id_to_piece(int(i)).startswith("\u2581") for i in self.kept_pieces], dtype=torch.bool)
             special = torch.zeros(self.vocab_size, dtype=torch.bool)
             special[list(SPECIALS) + [self.mask_id]] = True
-            self._word_starts = (starts.roll(1), special)  # fairseq id = spm id + 1
+            self._word_starts = (starts, special)
         starts, special = self._word_starts
         return word_ids_from_tables(ids, special, starts=starts)
 
@@ -180,7 +210,7 @@ class XLMRTokenizer(BaseTokenizer):
             return MASK
         if not 0 <= i < self.vocab_size:
             raise IndexError(f"id {i} outside the vocabulary (size {self.vocab_size})")
-        return self.sp.id_to_piece(i - 1)
+        return self.sp.id_to_piece(int(self.kept_pieces[i - 4]))
 
     def token_to_id(self, token: str) -> int:
         for i, s in SPECIALS.items():
@@ -188,8 +218,7 @@ class XLMRTokenizer(BaseTokenizer):
                 return i
         if token == MASK:
             return self.mask_id
-        spm_id = self.sp.piece_to_id(token)
-        return spm_id + 1 if spm_id else self.unk_id
+        return int(self._spm2model[self.sp.piece_to_id(token)])
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         """Pieces joined, "▁" read as a space, outer spaces stripped (fairseq's sentencepiece decode)."""

@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-OBJECTIVES = ("mlm", "clm", "tlm")
+OBJECTIVES = ("mlm", "clm", "tlm", "mlm+tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SHARDINGS = ("ddp", "fsdp")
@@ -82,6 +82,12 @@ class TrainConfig(OptimConfig):
     p ∝ count^-alpha); 0 is XLM-R's Bernoulli masking. lang_alpha is the language sampling exponent
     (0.7 XLM, 0.3 XLM-R). whole_word masks whole words (the tokenizer's word boundaries: SentencePiece's
     leading ▁, BPE's closing </w>; not BERT's "##"), for mlm and tlm.
+
+    "mlm+tlm" is XLM's recipe: even steps are MLM on the `train` files (one language per step, p ∝
+    n^lang_alpha), odd steps TLM on the `parallel` pairs (one pair per step, the same smoothing over pair
+    sizes). parallel lists SRC TGT files pairwise; entries may be glob patterns, and two patterns that
+    match equally many files pair their k-th matches. A file's language is `langs` / `parallel_langs`
+    (one code per file) or else its last suffix (XLM's naming: train.de-en.de is German).
     """
 
     model: str = ""
@@ -90,6 +96,7 @@ class TrainConfig(OptimConfig):
     parallel: tuple[str, ...] = ()
     valid: tuple[str, ...] = ()
     langs: tuple[str, ...] = ()
+    parallel_langs: tuple[str, ...] = ()
     seq_len: int = 256
     out: str = ""
     tokenizer: str = ""
@@ -109,8 +116,6 @@ class TrainConfig(OptimConfig):
             problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.seq_len < 4:
             problems.append(f"seq_len must be >= 4, got {self.seq_len}")
-        if self.parallel and len(self.parallel) != 2:
-            problems.append(f"parallel takes two files (source, target), got {len(self.parallel)}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

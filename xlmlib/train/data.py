@@ -179,19 +179,23 @@ class _EpochOrder:
     last item_count % batch_size items of each epoch's order are not used in that epoch.
     """
 
-    def __init__(self, n_items: int, batch_size: int, seed: int, shuffle: bool):
-        if n_items < batch_size or batch_size < 1:
+    def __init__(self, n_items: int, batch_size: int, seed: int, shuffle: bool, *, repeat: bool = False):
+        if n_items < 1 or batch_size < 1 or (n_items < batch_size and not repeat):
             raise ValueError(f"{n_items} items cannot fill one batch of {batch_size}")
         self.n_items, self.batch_size, self.seed, self.shuffle = n_items, batch_size, seed, shuffle
-        self.batches_per_epoch = n_items // batch_size
+        # repeat: a corpus smaller than one batch is seen several times per "epoch" (each pass in its own order),
+        # so a small language can still be mixed with large ones.
+        self.passes = -(-batch_size // n_items)
+        self.batches_per_epoch = self.passes * n_items // batch_size
         self._cached: tuple[int, np.ndarray] | None = None  # one epoch's permutation, reused step to step
 
     def __call__(self, step: int) -> np.ndarray:
         epoch, i = divmod(step, self.batches_per_epoch)
         if self._cached is None or self._cached[0] != epoch:
             rng = np.random.default_rng((self.seed, epoch))
-            order = rng.permutation(self.n_items) if self.shuffle else np.arange(self.n_items)
-            self._cached = (epoch, order)
+            orders = [rng.permutation(self.n_items) if self.shuffle else np.arange(self.n_items)
+                      for _ in range(self.passes)]
+            self._cached = (epoch, np.concatenate(orders))
         return self._cached[1][i * self.batch_size : (i + 1) * self.batch_size]
 
 
@@ -208,7 +212,7 @@ class TokenWindows:
     """
 
     def __init__(self, corpus: MemmapCorpus, *, seq_len: int, eos_id: int, batch_size: int,
-                 seed: int = 0, shuffle: bool = True):
+                 seed: int = 0, shuffle: bool = True, repeat: bool = False):
         self.corpus, self.seq_len, self.eos_id = corpus, seq_len, eos_id
         kept = np.flatnonzero(corpus.lengths > 0)
         self._first_id = corpus.offsets[kept]  # where each kept sentence starts in corpus.ids
@@ -218,10 +222,10 @@ class TokenWindows:
         self._starts = 1 + np.concatenate([[0], np.cumsum(self._lens + 1)[:-1]]).astype(np.int64)
         self.stream_len = 1 + int((self._lens + 1).sum())
         self.n_windows = self.stream_len // seq_len
-        if self.n_windows < batch_size:
+        if self.n_windows < (1 if repeat else batch_size):
             raise ValueError(f"{corpus.paths['ids']}: a stream of {self.stream_len} tokens gives "
                              f"{self.n_windows} windows of {seq_len}, fewer than one batch of {batch_size}")
-        self._order = _EpochOrder(self.n_windows, batch_size, seed, shuffle)
+        self._order = _EpochOrder(self.n_windows, batch_size, seed, shuffle, repeat=repeat)
         self.batches_per_epoch = self._order.batches_per_epoch
 
     def stream(self, start: int, stop: int) -> np.ndarray:
@@ -259,13 +263,14 @@ class ParallelCorpus:
     Pairs where either side is empty are skipped, as read_parallel does; index i counts usable pairs.
     """
 
-    def __init__(self, prefix1: str | os.PathLike, prefix2: str | os.PathLike):
+    def __init__(self, prefix1: str | os.PathLike, prefix2: str | os.PathLike, *, repeat: bool = False):
         self.side1, self.side2 = MemmapCorpus(prefix1), MemmapCorpus(prefix2)
         if len(self.side1) != len(self.side2):
             raise ValueError(f"parallel corpora are not aligned: {self.side1.paths['ids']} has "
                              f"{len(self.side1)} sentences, {self.side2.paths['ids']} has {len(self.side2)}")
         self._usable = np.flatnonzero((self.side1.lengths > 0) & (self.side2.lengths > 0))
         self._orders: dict[tuple, _EpochOrder] = {}
+        self.repeat = repeat  # fewer pairs than one batch: see them several times per batch
 
     def __len__(self) -> int:
         return len(self._usable)
@@ -278,5 +283,5 @@ class ParallelCorpus:
         """The pairs of global step `step`, a pure function of (seed, step); feed them to tlm_batch."""
         key = (batch_size, seed, shuffle)
         if key not in self._orders:
-            self._orders[key] = _EpochOrder(len(self), batch_size, seed, shuffle)
+            self._orders[key] = _EpochOrder(len(self), batch_size, seed, shuffle, repeat=self.repeat)
         return [self[int(i)] for i in self._orders[key](step)]

@@ -9,6 +9,8 @@ and OUT/model (save_pretrained, loadable by from_pretrained).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
 import logging
 import math
 import shutil
@@ -22,7 +24,7 @@ from . import distributed as D
 from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
 from .losses import MaskedOnlyLMLoss, count_targets
-from .sources import StreamSource, TLMSource
+from .sources import AlternatingSource, SampledSource, StreamSource, TLMSource
 from .text import _has_tokenizer, load_text_encoder
 from .trainer import CHECKPOINT, Trainer
 
@@ -41,6 +43,12 @@ def build_model(spec: str, objective: str, *, seed: int = 0):
     return cls.from_pretrained(spec)
 
 
+@functools.lru_cache(maxsize=4)
+def _text_encoder(tokenizer: str):
+    """One tokenizer load for all the files of a run (a multilingual recipe binarizes hundreds)."""
+    return load_text_encoder(tokenizer)
+
+
 def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size: int) -> str:
     """The binarized prefix for `path`, binarizing a text file into OUT/data first (rank 0 only)."""
     if Path(path + ".json").is_file():
@@ -51,7 +59,7 @@ def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size
         raise ValueError(f"{path} is a text file: pass --tokenizer (or binarize it with `xlmlib preprocess`)")
     prefix = out / "data" / Path(path).name
     if d.main and not Path(str(prefix) + ".json").is_file():
-        encoder = load_text_encoder(tokenizer)
+        encoder = _text_encoder(tokenizer)
         if encoder.vocab_size > vocab_size:
             raise ValueError(f"tokenizer {tokenizer} has {encoder.vocab_size} ids, the model only {vocab_size}")
         binarize(path, encoder.encode, prefix, vocab_size=vocab_size)
@@ -59,21 +67,94 @@ def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size
     return str(prefix)
 
 
-def build_source(cfg: TrainConfig, model_cfg: ModelConfig, files, out: Path, d: D.Dist, *, seed: int):
-    """The batch source of the objective over `files` (train or valid inputs)."""
-    prefixes = [corpus_prefix(f, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size) for f in files]
-    word_ids = _word_ids(cfg)
+def expand_files(entries, what: str) -> list[str]:
+    """Entries with glob characters become their sorted matches (a pattern matching nothing is an error)."""
+    files = []
+    for entry in entries:
+        if glob.has_magic(entry):
+            found = sorted(glob.glob(entry))
+            if not found:
+                raise FileNotFoundError(f"{what}: the pattern {entry!r} matches no file")
+            files += found
+        else:
+            files.append(entry)
+    return files
+
+
+def pair_files(entries) -> list[tuple[str, str]]:
+    """--parallel SRC TGT [SRC TGT ...]; two patterns matching k files each pair their k-th matches."""
+    if len(entries) == 2 and all(glob.has_magic(e) for e in entries):
+        first, second = expand_files(entries[:1], "parallel"), expand_files(entries[1:], "parallel")
+        if len(first) != len(second):
+            raise ValueError(f"parallel: {entries[0]!r} matches {len(first)} files but {entries[1]!r} {len(second)}")
+        return list(zip(first, second))
+    files = expand_files(entries, "parallel")
+    if len(files) % 2:
+        raise ValueError(f"parallel takes files pairwise (SRC TGT ...), got {len(files)}")
+    return list(zip(files[::2], files[1::2]))
+
+
+def file_langs(files) -> list[str]:
+    """Each file's last suffix as its language (train.de-en.de -> de), when that names every file apart;
+    otherwise lang0, lang1, ..."""
+    suffixes = [Path(f).suffix[1:] for f in files]
+    if all(suffixes) and len(set(suffixes)) == len(suffixes):
+        return suffixes
+    return [f"lang{i}" for i in range(len(files))]
+
+
+def build_source(cfg: TrainConfig, model_cfg: ModelConfig, out: Path, d: D.Dist, *, seed: int, valid: bool = False):
+    """The batch source of the objective over the training inputs, or over `valid` (for mlm+tlm: MLM on it)."""
+    def prefix(path):
+        return corpus_prefix(path, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size)
+
+    common = {"batch_size": cfg.batch_size, "seq_len": cfg.seq_len, "seed": seed,
+              "mlm_probability": cfg.mlm_probability, "word_ids": _word_ids(cfg)}
     if cfg.objective == "tlm":
-        if len(prefixes) != 2:
-            raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
-        return TLMSource(ParallelCorpus(*prefixes), model_cfg, langs=cfg.langs[:2], batch_size=cfg.batch_size,
-                         seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
-                         reset_positions=cfg.reset_positions, word_ids=word_ids)
-    langs = cfg.langs or tuple(f"lang{i}" for i in range(len(prefixes)))
-    corpora = {lang: MemmapCorpus(p) for lang, p in zip(langs, prefixes)}
-    return StreamSource(corpora, model_cfg, objective=cfg.objective, batch_size=cfg.batch_size,
-                        seq_len=cfg.seq_len, seed=seed, mlm_probability=cfg.mlm_probability,
-                        sample_alpha=cfg.sample_alpha, lang_alpha=cfg.lang_alpha, word_ids=word_ids)
+        return _tlm_source(cfg, model_cfg, cfg.valid if valid else cfg.parallel, prefix, common)
+    mono = cfg.valid if valid else cfg.train
+    if cfg.objective != "mlm+tlm" or valid:
+        objective = "mlm" if cfg.objective == "mlm+tlm" else cfg.objective
+        return _stream_source(cfg, model_cfg, mono, prefix, common, objective)
+    return AlternatingSource([_stream_source(cfg, model_cfg, mono, prefix, common, "mlm"),
+                              _tlm_source(cfg, model_cfg, cfg.parallel, prefix, common)])
+
+
+def _stream_source(cfg, model_cfg, entries, prefix, common, objective):
+    files = expand_files(entries, "train")
+    langs = cfg.langs or tuple(file_langs(files))
+    if len(langs) != len(files):
+        raise ValueError(f"{len(files)} --train files but {len(langs)} --langs; give one language per file")
+    corpora = {lang: MemmapCorpus(prefix(f)) for lang, f in zip(langs, files)}
+    # Several languages: a corpus smaller than one batch is repeated rather than refused, so that small
+    # languages can be mixed with large ones.
+    return StreamSource(corpora, model_cfg, objective=objective, sample_alpha=cfg.sample_alpha,
+                        lang_alpha=cfg.lang_alpha, repeat=len(corpora) > 1, **common)
+
+
+def _tlm_source(cfg, model_cfg, entries, prefix, common):
+    pairs = pair_files(entries)
+    if not pairs:
+        raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
+    if cfg.parallel_langs:
+        langs = list(cfg.parallel_langs)
+    elif cfg.objective == "tlm" and len(cfg.langs) >= 2 and len(pairs) == 1:
+        langs = list(cfg.langs[:2])
+    else:
+        langs = [lang for pair in pairs for lang in file_langs(pair)]
+    if len(langs) != 2 * len(pairs):
+        raise ValueError(f"{len(pairs)} parallel pairs need {2 * len(pairs)} parallel_langs, got {len(langs)}")
+    sources, sizes = {}, {}
+    for k, (src, tgt) in enumerate(pairs):
+        name = f"{langs[2 * k]}-{langs[2 * k + 1]}"
+        name = name if name not in sources else f"{name}.{k}"
+        corpus = ParallelCorpus(prefix(src), prefix(tgt), repeat=len(pairs) > 1)
+        sources[name] = TLMSource(corpus, model_cfg, langs=langs[2 * k:2 * k + 2], reset_positions=cfg.reset_positions,
+                                  **common)
+        sizes[name] = len(corpus)
+    if len(sources) == 1:
+        return next(iter(sources.values()))
+    return SampledSource(sources, sizes, alpha=cfg.lang_alpha, seed=common["seed"])
 
 
 def _word_ids(cfg: TrainConfig):
@@ -105,24 +186,29 @@ def lm_evaluator(source, n_batches: int, d: D.Dist):
 
 
 def check_inputs(cfg: TrainConfig) -> None:
-    """File and language counts agree, checked before anything is read or binarized; the message names
-    the flag that is off."""
-    if cfg.objective == "tlm":
-        if len(cfg.parallel) != 2:
-            raise ValueError("tlm needs --parallel SRC_FILE TGT_FILE")
-        if cfg.valid and len(cfg.valid) != 2:
-            raise ValueError(f"tlm takes a line-aligned pair as --valid (like --parallel), got {len(cfg.valid)} file(s)")
-        if cfg.langs and len(cfg.langs) != 2:
-            raise ValueError(f"tlm needs two --langs (source, target), got {len(cfg.langs)}: {','.join(cfg.langs)}")
-        return
-    if not cfg.train:
-        raise ValueError("no training data: pass --train FILE... (mlm/clm) or --parallel SRC TGT (tlm)")
-    if cfg.langs and len(cfg.langs) != len(cfg.train):
-        raise ValueError(f"{len(cfg.train)} --train file(s) but {len(cfg.langs)} --langs "
-                         f"({','.join(cfg.langs)}); give one language per --train file")
-    if cfg.valid and len(cfg.valid) != len(cfg.train):
-        raise ValueError(f"{len(cfg.valid)} --valid file(s) for {len(cfg.train)} --train file(s); give one held-out "
-                         "file per language, in the order of --train")
+    """File and language counts agree (globs expanded), checked before anything is read or binarized; the
+    message names the flag that is off."""
+    inputs = cfg.parallel if cfg.objective == "tlm" else cfg.train
+    if not inputs or (cfg.objective == "mlm+tlm" and not cfg.parallel):
+        raise ValueError("no training data: pass --train FILE... (mlm/clm), --parallel SRC TGT (tlm), or both "
+                         "(mlm+tlm)")
+    if cfg.objective in ("tlm", "mlm+tlm"):
+        pairs = pair_files(cfg.parallel)
+        if cfg.parallel_langs and len(cfg.parallel_langs) != 2 * len(pairs):
+            raise ValueError(f"{len(pairs)} --parallel pair(s) need {2 * len(pairs)} parallel_langs, "
+                             f"got {len(cfg.parallel_langs)}")
+        if cfg.objective == "tlm":
+            if cfg.valid:
+                pair_files(cfg.valid)  # a held-out pair, SRC TGT, like --parallel
+            return
+    files = expand_files(cfg.train, "train")
+    if cfg.langs and len(cfg.langs) != len(files):
+        raise ValueError(f"{len(files)} --train file(s) but {len(cfg.langs)} --langs ({','.join(cfg.langs)}); "
+                         "give one language per --train file")
+    valid = expand_files(cfg.valid, "valid")
+    if valid and cfg.langs and len(valid) != len(cfg.langs):
+        raise ValueError(f"{len(valid)} --valid file(s) but {len(cfg.langs)} --langs ({','.join(cfg.langs)}); "
+                         "give one held-out file per language, in the order of --langs")
 
 
 def with_model_tokenizer(cfg: TrainConfig) -> TrainConfig:
@@ -155,15 +241,14 @@ def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None =
 
 
 def _pretrain(cfg: TrainConfig, out: Path, *, resume: bool, device: str | None) -> list[dict]:
-    inputs = cfg.parallel if cfg.objective == "tlm" else cfg.train
     d = D.setup(device)
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(cfg.model, cfg.objective, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # the same dropout stream on every rank and in every fresh run
-    source = build_source(cfg, model.config, inputs, out, d, seed=cfg.seed)
+    source = build_source(cfg, model.config, out, d, seed=cfg.seed)
     evaluate = None
     if cfg.valid:
-        evaluate = lm_evaluator(build_source(cfg, model.config, cfg.valid, out, d, seed=cfg.seed + 1),
+        evaluate = lm_evaluator(build_source(cfg, model.config, out, d, seed=cfg.seed + 1, valid=True),
                                 cfg.eval_steps, d)
     trainer = Trainer(MaskedOnlyLMLoss(model), cfg, source, out_dir=out, evaluate=evaluate, dist=d)
     records = trainer.fit(resume=resume)
@@ -174,6 +259,6 @@ def _pretrain(cfg: TrainConfig, out: Path, *, resume: bool, device: str | None) 
             model.load_state_dict(final)
         model.save_pretrained(out / "model")
         if cfg.tokenizer:  # the model folder loads on its own: xlmlib fill-mask --model OUT/model
-            load_text_encoder(cfg.tokenizer).save_pretrained(out / "model")
+            _text_encoder(cfg.tokenizer).save_pretrained(out / "model")
     D.teardown(d)
     return records

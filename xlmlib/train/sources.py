@@ -55,12 +55,13 @@ class StreamSource:
 
     def __init__(self, corpora: dict[str, MemmapCorpus], cfg: ModelConfig, *, objective: str, batch_size: int,
                  seq_len: int, seed: int = 0, mlm_probability: float = 0.15, sample_alpha: float = 0.0,
-                 lang_alpha: float = 0.7, word_ids=None):
+                 lang_alpha: float = 0.7, word_ids=None, repeat: bool = False):
         if objective not in ("mlm", "clm"):
             raise ValueError(f"StreamSource does MLM or CLM, not {objective!r}")
         self.cfg, self.objective, self.seed = cfg, objective, seed
         self.word_ids = word_ids  # ids (B T) -> word index per token: whole-word masking when given
-        self.windows = {lang: TokenWindows(c, seq_len=seq_len, eos_id=cfg.eos_index, batch_size=batch_size, seed=seed)
+        self.windows = {lang: TokenWindows(c, seq_len=seq_len, eos_id=cfg.eos_index, batch_size=batch_size, seed=seed,
+                                           repeat=repeat)
                         for lang, c in corpora.items()}
         self.sampler = LanguageSampler({lang: int(c.header["n_tokens"]) for lang, c in corpora.items()},
                                        lang_alpha, seed=seed)
@@ -127,3 +128,33 @@ class TLMSource:
         if not self.ids:
             out.pop("langs")
         return out
+
+
+class SampledSource:
+    """One of several sources per step, drawn with p ∝ size^alpha (XLM's smoothing, applied to e.g. the
+    language pairs of TLM); a pure function of (seed, step) like every source."""
+
+    def __init__(self, sources: dict, sizes: dict[str, int], *, alpha: float, seed: int = 0):
+        self.sources = dict(sources)
+        self.sampler = LanguageSampler(sizes, alpha, seed=seed)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return min(s.batches_per_epoch for s in self.sources.values())
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        return self.sources[self.sampler.sample(step)[0]].batch(step)
+
+
+class AlternatingSource:
+    """Step k takes its batch from sources[k % n]: XLM's trainer alternates its MLM and TLM steps."""
+
+    def __init__(self, sources: list):
+        self.sources = list(sources)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return min(s.batches_per_epoch for s in self.sources)
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        return self.sources[step % len(self.sources)].batch(step)
