@@ -3,6 +3,7 @@ generate text."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -199,14 +200,14 @@ def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "",
     if len(labels) != model.config.num_labels:
         raise ValueError(f"the model has {model.config.num_labels} labels but the data has {len(labels)} "
                          f"({', '.join(labels)}); load it with num_labels={len(labels)} or pass labels=")
-    if out is None:
+    cfg = config_from_dict(FinetuneConfig, {**options, "task": task, "labels": labels}, where="finetune() options")
+    encoder, cfg = ft.text_encoder(tok), ft.clamped(cfg, model)
+    if out is None:  # made only once everything above is known to be usable
         import tempfile
 
         out = tempfile.mkdtemp(prefix="xlmlib-finetune-")
         logger.info("fine-tuning into %s", out)
-    cfg = config_from_dict(FinetuneConfig, {**options, "task": task, "out": str(out), "labels": labels},
-                           where="finetune() options")
-    encoder, cfg = ft.text_encoder(tok), ft.clamped(cfg, model)
+    cfg = dataclasses.replace(cfg, out=str(out))
     result = ft.finetune(model, encoder, train_ex, dev_ex, cfg, labels=labels)
     result["labels"], result["out"] = list(labels), str(out)
     codes = sorted({e.lang for e in [*train_ex, *dev_ex]})

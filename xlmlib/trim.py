@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import hub
-from .atomic import write_json
+from .atomic import atomic_dir, write_json
 from .checkpoint.convert import _task_class
 from .checkpoint.load import model_from_checkpoint, read_checkpoint
 from .checkpoint.record import Checkpoint
@@ -145,18 +143,12 @@ def trim_vocab(src, dst, corpus: Sequence[str | os.PathLike], max_pieces: int | 
     report = TrimReport(source=str(src), vocab_before=tok.vocab_size, vocab_after=len(keep_ids), params_before=0,
                         params_after=0, file_bytes=0, corpus_tokens=int(counts.sum()),
                         unk_rate=float(1 - counts[keep_ids].sum() / max(int(counts.sum()), 1)))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
-    try:
+    with atomic_dir(dst) as tmp:
         tok.trimmed_to(keep_ids).save_pretrained(tmp)
         if ckpt is not None:
             report = _write_model(ckpt, keep_ids, tmp, report)
         write_json(tmp / REPORT_FILE, {**dataclasses.asdict(report), "corpus": [str(p) for p in corpus],
                                        "max_pieces": max_pieces})
-        os.rename(tmp, dst)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     logger.info("trimmed %s -> %s: vocabulary %d -> %d, parameters %d -> %d", src, dst, report.vocab_before,
                 report.vocab_after, report.params_before, report.params_after)
     return report

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_dir
 from .load import model_from_checkpoint, read_checkpoint
 from .mapping import CheckpointError
 from .record import Checkpoint
@@ -103,7 +102,6 @@ def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None
     dst = Path(dst)
     if dst.exists():
         raise FileExistsError(f"{dst} already exists; choose a new destination")
-    dst.parent.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=4, desc=f"convert {Path(str(src)).name}", unit="step", disable=None)
     ckpt = read_checkpoint(src, part=part)
     cls = _task_class(ckpt)
@@ -111,21 +109,18 @@ def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None
     steps.disable = steps.disable or not large
     reference = model_from_checkpoint(cls, ckpt, head_options=ckpt.head_options)
     steps.update()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     try:
-        save_model(reference.to(dtype), tmp, format=to)
-        _copy_tokenizer(ckpt, tmp)
-        if to == "hf":
-            _hf_tokenizer(tmp)
-        steps.update()
-        diff = _verify(cls, ckpt, tmp, dtype)
-        steps.update()
-        os.rename(tmp, dst)
+        with atomic_dir(dst) as tmp:
+            save_model(reference.to(dtype), tmp, format=to)
+            _copy_tokenizer(ckpt, tmp)
+            if to == "hf":
+                _hf_tokenizer(tmp)
+            steps.update()
+            diff = _verify(cls, ckpt, tmp, dtype)
+            steps.update()
         steps.update()
     finally:
         steps.close()
-        if tmp.exists():
-            shutil.rmtree(tmp)
     logger.info("converted %s -> %s (%s, %s): max |diff| %.3g", ckpt.source, dst, to, dtype, diff)
     return diff
 

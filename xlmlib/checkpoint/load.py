@@ -29,9 +29,10 @@ XLMLIB_FORMAT = 1
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 # Every head module name any task model uses: weights under these belong to some head.
 HEAD_PREFIXES = ("lm_head", "classifier", "qa_outputs", "qa_head", "pooler", "logits_proj")
-# Tokenizer files of HF / xlmlib folders, copied along by convert.
-TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.json", "merges.txt", "dict.txt")
+# Tokenizer files of HF / xlmlib folders, copied along by convert (kept_pieces.json and trim.json: a trimmed
+# vocabulary's id map and its record, xlmlib/trim.py).
+TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "trim.json", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "vocab.json", "merges.txt", "dict.txt")
 
 __all__ = ["Checkpoint", "load_model", "read_checkpoint"]
 
