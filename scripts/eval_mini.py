@@ -74,7 +74,7 @@ def retrieval_report(models: dict, tok, pairs, *, center: bool = False) -> dict:
     return out
 
 
-def finetune_report(model_src: str, tokenizer: str, assets: Path, work: Path, steps: int) -> dict:
+def finetune_report(model_src: str, tokenizer: str, assets: Path, work: Path, steps: int, label: str) -> dict:
     paws = assets / "pawsx-de"
     rows = (paws / "dev.tsv").read_text(encoding="utf-8").splitlines()
     write_text(work / "paws-train.tsv", "\n".join(rows[:-200]) + "\n")
@@ -85,7 +85,7 @@ def finetune_report(model_src: str, tokenizer: str, assets: Path, work: Path, st
     out = {}
     for task, (train, dev, test) in tasks.items():
         cfg = FinetuneConfig(model=model_src, tokenizer=tokenizer, train=(str(train),), dev=(str(dev),),
-                             test=(str(test),), out=str(work / f"{task}-{Path(model_src).name}"), steps=steps,
+                             test=(str(test),), out=str(work / f"{task}-{label}"), steps=steps,
                              batch_size=32, lr=2e-4, warmup_steps=40, eval_every=50, max_len=128, seed=0,
                              progress=False, lang="de")
         result = run_finetune(cfg)
@@ -129,8 +129,9 @@ def main(argv=None) -> int:
     if "finetune" in parts:
         with tempfile.TemporaryDirectory() as work:
             steps = args.finetune_steps
-            report["finetune"] = {"mlm+tlm": finetune_report(args.model, args.model, args.assets, Path(work), steps),
-                                  "random": finetune_report("xlmlib-mini", args.model, args.assets, Path(work), steps)}
+            report["finetune"] = {
+                "mlm+tlm": finetune_report(args.model, args.model, args.assets, Path(work), steps, "pretrained"),
+                "random": finetune_report("xlmlib-mini", args.model, args.assets, Path(work), steps, "random")}
     report.setdefault("seconds", {})[args.parts] = time.perf_counter() - start
     write_json(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if not k.startswith("retrieval")}, indent=1)[:4000])

@@ -78,6 +78,8 @@ def main(argv=None) -> int:
         "WALL": f"{args.wall / 60:.0f}", "TWIN_WALL": f"{args.twin_wall / 60:.0f}",
         "MASKED_TABLE": masked_table(ev["masked_lm"]), "RETRIEVAL_TABLE": retrieval_table(ev["retrieval"]),
         "FINETUNE_TABLE": finetune_table(ev["finetune"]),
+        "CENTERED": ", ".join(f"{name} {pct(ev['retrieval_centered'][name]['x_to_en'])} X→en"
+                              for name in ("mlm+tlm", "mlm-only", "random")),
     }
     text = args.template.read_text(encoding="utf-8")
     for key, value in values.items():

@@ -16,13 +16,12 @@ see a sentence that was trained on. Writes, under OUT:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xlmlib.atomic import write_json, write_text  # noqa: E402
+from xlmlib.atomic import write_json, write_text
 
 HELD_OUT_EVERY = 10  # line i is held out when i % 10 == 9
 

@@ -15,7 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import xlmlib  # noqa: E402
+import xlmlib
 
 
 def main(assets: Path, work: Path) -> int:

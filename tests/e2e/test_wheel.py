@@ -1,5 +1,5 @@
-"""The built wheel ships the architecture presets (configs/models/*.toml as xlmlib/presets), so an
-installed xlmlib finds them outside this checkout."""
+"""The built wheel ships the architecture presets (configs/models/*.toml as xlmlib/presets) and the xlmlib-mini
+model (xlmlib/models/xlmlib-mini), so an installed xlmlib finds them outside this checkout."""
 
 import subprocess
 import sys
@@ -21,5 +21,8 @@ def test_wheel_contains_every_preset(tmp_path):
     (wheel,) = tmp_path.glob("xlmlib-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {Path(n).stem for n in names if n.startswith("xlmlib/presets/") and n.endswith(".toml")}
-    assert shipped == set(xlmlib.list_presets()) and len(shipped) == 14
+    assert shipped == set(xlmlib.list_presets()) and len(shipped) == 15  # 14 public checkpoints + xlmlib-mini
+    mini = {Path(n).name for n in names if n.startswith("xlmlib/models/xlmlib-mini/")}
+    assert mini == {"model.safetensors", "config.json", "sentencepiece.bpe.model", "kept_pieces.json",
+                    "tokenizer_config.json", "trim.json", "README.md"}
     assert "xlmlib/cli.py" in names and not any(n.startswith("tests/") for n in names)
