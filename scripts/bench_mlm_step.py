@@ -16,9 +16,10 @@ import time
 import torch
 
 from xlmlib import MaskedLM, ModelConfig
+from xlmlib.losses import count_targets
 from xlmlib.objectives import mask_tokens
 from xlmlib.train.config import TrainConfig
-from xlmlib.train.losses import FullProjectionLMLoss, MaskedOnlyLMLoss
+from xlmlib.train.losses import MaskedOnlyLMLoss
 from xlmlib.train.sources import masking_for
 from xlmlib.train.trainer import build_optimizer
 
@@ -37,7 +38,7 @@ def _step(module, optimizer, batch, device) -> float:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     loss, _ = module(batch)
-    n = (batch["labels"] != -100).sum()
+    n = count_targets(batch["labels"])
     (loss / n).backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -62,10 +63,10 @@ def main() -> None:
     model = MaskedLM(cfg)
     model.reset_parameters()
     model.to(device).train()
-    heads = {"masked-only": MaskedOnlyLMLoss(model), "full projection": FullProjectionLMLoss(model)}
+    heads = {"masked-only": MaskedOnlyLMLoss(model), "full projection": MaskedOnlyLMLoss(model, full_projection=True)}
     optimizer = build_optimizer(model, TrainConfig(lr=1e-5))
     batch = _batch(cfg, args.batch, args.seq, device)
-    n_pred = int((batch["labels"] != -100).sum())
+    n_pred = int(count_targets(batch["labels"]))
     times = {name: [] for name in heads}
     for rep in range(args.steps + 1):
         for name, module in heads.items():

@@ -16,6 +16,8 @@ from .heads import (
 from .heads_qa import QuestionAnsweringBeam
 from .model import KVCache, Output
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
+from .translate import translate
+from .translator import Translator
 from .trim import trim_vocab
 
 __version__ = "0.1.0"
@@ -23,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CausalLM", "CheckpointError", "Encoder", "InputTooLong", "KVCache", "MaskedLM", "ModelConfig",
     "MultipleChoice", "Output", "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier",
-    "TokenClassifier", "Tokenizer", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert",
-    "embed", "fill_mask", "finetune", "generate", "learn_bpe", "list_presets", "load", "trim_vocab",
+    "TokenClassifier", "Tokenizer", "Translator", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels",
+    "convert", "embed", "fill_mask", "finetune", "generate", "learn_bpe", "list_presets", "load", "translate",
+    "trim_vocab",
 ]

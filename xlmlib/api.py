@@ -9,18 +9,12 @@ import logging
 import torch
 from tqdm.auto import tqdm
 
-from . import heads, heads_qa, hub
+from . import hub, tasks
 from .generate import GenerationConfig, generate_ids
+from .tokenize import Tokenizer
 from .tokenize.base import warn_truncated
 
 logger = logging.getLogger(__name__)
-
-TASKS = {
-    "encoder": heads.Encoder, "masked-lm": heads.MaskedLM, "causal-lm": heads.CausalLM,
-    "sequence-classification": heads.SequenceClassifier, "token-classification": heads.TokenClassifier,
-    "question-answering": heads.QuestionAnswering, "question-answering-beam": heads_qa.QuestionAnsweringBeam,
-    "multiple-choice": heads.MultipleChoice,
-}
 
 
 def _device(device):
@@ -31,13 +25,11 @@ def _device(device):
 
 def load(src, task: str = "masked-lm", *, dtype=None, device=None, **head_options):
     """(model, tokenizer) for any source from_pretrained accepts; device="auto" picks CUDA when present.
+    task: a name of tasks.task_names() (encoder, masked-lm, causal-lm, sequence-classification, ...).
     The tokenizer is None (with a warning) when no tokenizer files lie beside the weights."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    model = TASKS[task].from_pretrained(src, dtype=dtype, device=_device(device), **head_options)
-    from .tokenize import Tokenizer
-
-    path = hub.resolve(src)
+    cls = tasks.task_class(task)
+    path = hub.resolve(src)  # once: the weights and the tokenizer come from the same local files
+    model = cls.from_pretrained(path, dtype=dtype, device=_device(device), **head_options)
     folder = path if path.is_dir() else path.parent
     try:
         tok = Tokenizer.from_pretrained(folder)
@@ -216,12 +208,12 @@ def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "",
 
 
 def _finetune_task(model) -> str:
-    if isinstance(model, heads.TokenClassifier):
-        return "token"
-    if isinstance(model, heads.SequenceClassifier):
-        return "sequence"
+    """The fine-tuning task of the model's class, as the task registry declares it (tasks.finetune_tasks)."""
+    for name, cls in tasks.finetune_tasks().items():
+        if isinstance(model, cls):
+            return name
     raise TypeError(f"finetune() trains a SequenceClassifier or TokenClassifier, got {type(model).__name__}: "
                     "load it with xlmlib.load(src, task='sequence-classification', num_labels=N)")
 
 
-__all__ = ["TASKS", "InputTooLong", "embed", "fill_mask", "finetune", "generate", "load"]
+__all__ = ["InputTooLong", "embed", "fill_mask", "finetune", "generate", "load"]

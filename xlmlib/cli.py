@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
 from pathlib import Path
 
+from . import cli_mt
+from .cli_flags import add_config_args, add_run_args, comma_list, config_of
 from .hub import DEFAULT_MODEL
 
 logger = logging.getLogger("xlmlib.cli")
@@ -56,7 +57,7 @@ def _trimmed_from(source: str) -> str:
 
 def _print_training(t: dict, src: str) -> None:
     """What a training checkpoint resumes: the verb is inferred from the config it holds."""
-    verb = "finetune" if "task" in t else "pretrain"
+    verb = "finetune" if "task" in t else "train-mt" if "mt_steps" in t else "pretrain"
     done = t["step"] >= t.get("steps", t["step"] + 1)
     print(f"training:    step {t['step']} of {t.get('steps', '?')}"
           + (" (finished)" if done else "") + f", {verb} {t.get('objective') or t.get('task') or ''}".rstrip())
@@ -200,101 +201,18 @@ def _run_trim(args) -> int:
     return 0
 
 
-def _files(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
-
-
-def _default(cls, name: str) -> str:
-    """" (default: X)" from the config dataclass, the one place defaults live (a --config recipe overrides)."""
-    import dataclasses
-
-    value = {f.name: f.default for f in dataclasses.fields(cls)}[name]
-    if isinstance(value, bool):
-        value = "on" if value else "off"
-    return f" (default: {value if value not in ('', ()) else 'none'})"
-
-
-def _add_optim_args(p: argparse.ArgumentParser, cls, out_help: str) -> None:
-    """Options shared by pretrain and finetune; None means "not given" so a --config recipe value stands."""
-    d = functools.partial(_default, cls)
-    p.add_argument("--config", help="a configs/tasks/*.toml recipe; command-line options override it (default: none)")
-    p.add_argument("--model", help="a preset name (random init) or anything from_pretrained loads" + d("model"))
-    p.add_argument("--out", help=out_help + d("out"))
-    p.add_argument("--tokenizer", help="tokenizer source, or a word-list .txt, one word per line (default: the "
-                   "tokenizer beside --model)")
-    p.add_argument("--steps", type=int, help="optimizer updates" + d("steps"))
-    p.add_argument("--batch-size", type=int, help="global batch, all processes and accumulation steps" + d("batch_size"))
-    p.add_argument("--lr", type=float, help="peak learning rate" + d("lr"))
-    p.add_argument("--warmup-steps", type=int, help="linear warmup steps" + d("warmup_steps"))
-    p.add_argument("--schedule", choices=("constant", "linear", "inverse_sqrt"), help="decay after warmup" + d("schedule"))
-    p.add_argument("--grad-accum", type=int, help="micro-batches per update" + d("grad_accum"))
-    p.add_argument("--clip-norm", type=float, help="gradient norm clipping, 0 = off" + d("clip_norm"))
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="autocast dtype; auto = bf16 on a GPU that has it, else fp32" + d("precision"))
-    p.add_argument("--sharding", choices=("ddp", "fsdp"), help="under torchrun: replicate or shard" + d("sharding"))
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
-                   help="recompute activations in backward to save memory" + d("gradient_checkpointing"))
-    p.add_argument("--eval-every", type=int, help="evaluate every N steps, 0 = only at the end" + d("eval_every"))
-    p.add_argument("--save-every", type=int, help="write checkpoint.pt every N steps, 0 = only at the end"
-                   + d("save_every"))
-    p.add_argument("--log-every", type=int, help="log metrics every N steps" + d("log_every"))
-    p.add_argument("--seed", type=int, help="seed of initialisation, data order and masking" + d("seed"))
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                   help="no progress bar (default: show it)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this process's GPU, else cpu)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pt with the same options (default: start afresh)")
-
-
-_NOT_CONFIG = {"config", "device", "resume", "debug", "verb", "_run"}
-
-
-def _config(args, cls):
-    from .train.config import config_from_dict, load_recipe
-
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in _NOT_CONFIG}
-    for key in ("langs", "labels", "parallel_langs"):
-        if isinstance(given.get(key), str):
-            given[key] = _files(given[key])
-    if args.config:
-        cfg = load_recipe(args.config, given)
-        if not isinstance(cfg, cls):
-            raise ValueError(f"{args.config} is not a recipe for this command")
-        return cfg
-    return config_from_dict(cls, given)
-
-
 def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     from .train.config import TrainConfig
 
-    _add_optim_args(p, TrainConfig, "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained "
-                    "model with its tokenizer), data/ (binarized text)")
-    d = functools.partial(_default, TrainConfig)
-    p.add_argument("--objective", choices=("mlm", "clm", "tlm", "mlm+tlm"),
-                   help="mlm+tlm alternates MLM steps on --train with TLM steps on --parallel (XLM's recipe)"
-                   + d("objective"))
-    p.add_argument("--train", nargs="+", help="one text file or binarized prefix per language (glob patterns "
-                   "allowed)" + d("train"))
-    p.add_argument("--parallel", nargs="+", metavar="FILE",
-                   help="line-aligned SRC TGT files pairwise for tlm / mlm+tlm; two glob patterns pair their matches"
-                   + d("parallel"))
-    p.add_argument("--parallel-langs", help="comma-separated language codes of the --parallel files "
-                   "(default: each file's last suffix, e.g. train.de-en.de -> de)")
-    p.add_argument("--valid", nargs="+", help="held-out files, as --train (or a pair, as --parallel, for tlm)"
-                   + d("valid"))
-    p.add_argument("--langs", help="comma-separated language codes, one per --train file, e.g. en,fr (default: "
-                   "each file's last suffix when they differ, else lang0, lang1, ...)")
-    p.add_argument("--seq-len", type=int, help="tokens per training sequence" + d("seq_len"))
-    p.add_argument("--mlm-probability", type=float, help="share of tokens to predict" + d("mlm_probability"))
-    p.add_argument("--whole-word", action="store_true", default=None,
-                   help="mask whole words (word boundaries from the tokenizer), mlm and tlm" + d("whole_word"))
+    add_config_args(p, TrainConfig)
+    add_run_args(p)
 
 
 def _run_pretrain(args) -> int:
     from .train.config import TrainConfig
     from .train.pretrain import run_pretrain
 
-    records = run_pretrain(_config(args, TrainConfig), resume=args.resume, device=args.device)
+    records = run_pretrain(config_of(args, TrainConfig), resume=args.resume, device=args.device)
     if records:
         last = records[-1]
         print(f"step {last['step']}: loss {last.get('loss', float('nan')):.4f}")
@@ -305,19 +223,25 @@ def _configure_preprocess(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", required=True, help="tokenizer source, or a word-list .txt (required)")
     p.add_argument("--out", required=True,
                    help="folder for the binarized corpora, NAME.ids.bin/.offsets.bin/.json (required)")
+    p.add_argument("--langs", help="comma-separated language codes, one per input file, e.g. en,fr (XLM's "
+                   "tokenization rules depend on the language; default: the tokenizer's default language)")
     p.add_argument("inputs", nargs="+", help="text files, one sentence per line")
 
 
 def _run_preprocess(args) -> int:
+    import functools
     from pathlib import Path
 
     from .train.data import binarize
     from .train.text import load_text_encoder
 
+    langs = comma_list(args.langs) if args.langs else [None] * len(args.inputs)
+    if len(langs) != len(args.inputs):
+        raise ValueError(f"{len(args.inputs)} input files but {len(langs)} --langs; give one language per file")
     encoder = load_text_encoder(args.tokenizer)
-    for path in args.inputs:
+    for path, lang in zip(args.inputs, langs):
         prefix = Path(args.out) / Path(path).stem
-        header = binarize(path, encoder.encode, prefix, vocab_size=encoder.vocab_size)
+        header = binarize(path, functools.partial(encoder.encode, lang=lang), prefix, vocab_size=encoder.vocab_size)
         print(f"{prefix}: {header['n_sentences']} sentences, {header['n_tokens']} tokens")
     return 0
 
@@ -325,25 +249,15 @@ def _run_preprocess(args) -> int:
 def _configure_finetune(p: argparse.ArgumentParser) -> None:
     from .train.config import FinetuneConfig
 
-    _add_optim_args(p, FinetuneConfig, "output folder: best/ (the best dev model with its tokenizer), "
-                    "results.json, checkpoint.pt, metrics.jsonl, loss.png")
-    d = functools.partial(_default, FinetuneConfig)
-    p.add_argument("--task", choices=("sequence", "token"), help="sequence or token classification" + d("task"))
-    p.add_argument("--train", nargs="+", help="TSV / JSONL (sequence) or CoNLL (token) files" + d("train"))
-    p.add_argument("--dev", nargs="+", help="files to pick the best model on" + d("dev"))
-    p.add_argument("--test", nargs="+", help="files to evaluate the best model on" + d("test"))
-    p.add_argument("--labels", help="comma-separated label names in id order (default: sorted from --train)")
-    p.add_argument("--lang", help="language of files that do not say it per example" + d("lang"))
-    p.add_argument("--max-len", type=int, help="tokens per example, cut to the model's limit" + d("max_len"))
-    p.add_argument("--patience", type=int,
-                   help="stop after this many evaluations without a better dev score, 0 = never" + d("patience"))
+    add_config_args(p, FinetuneConfig)
+    add_run_args(p)
 
 
 def _run_finetune(args) -> int:
     from .train.config import FinetuneConfig
     from .train.finetune import accuracy_table, run_finetune
 
-    result = run_finetune(_config(args, FinetuneConfig), resume=args.resume, device=args.device)
+    result = run_finetune(config_of(args, FinetuneConfig), resume=args.resume, device=args.device)
     best = result["best"]
     print(f"best dev accuracy {100 * best['accuracy']:.2f}% at step {best['step']}")
     for path, res in result["test"].items():
@@ -383,6 +297,13 @@ VERBS = {
                  "  example: xlmlib finetune --config configs/tasks/xnli.toml --model ./xlmr-base "
                  "--train train.tsv --dev dev.tsv --out runs/xnli"),
                  _configure_finetune, _run_finetune),
+    "translate": (("translate lines with an XLM encoder-decoder (greedy or beam search, as the original)\n"
+                   "  example: xlmlib translate --model ./mt-deen --src de --tgt en --beam 5 < in.de > out.en"),
+                  cli_mt.configure_translate, cli_mt.run_translate),
+    "train-mt": (("train translation: supervised (mt), denoising (ae), back-translation (bt); BLEU on --valid\n"
+                  "  example: xlmlib train-mt --model ./xlmlib-mini --langs de,en --parallel train.de train.en "
+                  "--mt-steps de-en --valid valid.de valid.en --steps 2000 --out runs/mt"),
+                 cli_mt.configure_train_mt, cli_mt.run_train_mt),
 }
 
 

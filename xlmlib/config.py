@@ -17,17 +17,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from .family import HEAD_STYLES
+
 ACTIVATIONS = ("gelu", "relu")
-HEAD_STYLES = ("xlm", "roberta")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything that decides the shape and the forward pass of a model.
 
-    head_style picks the published head shapes: "xlm" (modeling_xlm: tied projection LM head,
-    sequence-summary classifier) or "roberta" (modeling_xlm_roberta: dense+gelu+LayerNorm LM head,
-    dense+tanh classifier, tanh pooler).
+    head_style names the family, with pre_norm for XLM-R XL/XXL: "xlm" (modeling_xlm) or "roberta"
+    (modeling_xlm_roberta); family.py holds what the family decides (head shapes, framing, HF names).
     """
 
     vocab_size: int

@@ -50,7 +50,7 @@ def _positions(mask: torch.Tensor, offset: int) -> torch.Tensor:
 class _Stepper:
     """Feeds tokens to the model one step at a time, keeping mask, positions and langs in step."""
 
-    def __init__(self, model, ids, mask, langs):
+    def __init__(self, model, mask, langs):
         self.model, self.cache, self.mask = model, KVCache(), mask
         self.offset = model.config.position_offset
         self.langs = langs
@@ -78,16 +78,17 @@ class _AppendStepper:
     """Scores the next token at an appended probe token (append_token_id), recomputing the whole prefix;
     `langs` is one id for every token, as transformers' config.lang_id."""
 
-    def __init__(self, model, ids, mask, langs, probe_id: int):
+    def __init__(self, model, mask, langs, probe_id: int):
         if torch.is_tensor(langs) and langs.dim() > 0:
             raise ValueError("append_token_id generation takes one language id (an int) for every token")
-        self.model, self.ids, self.mask, self.langs, self.probe = model, ids, mask, langs, probe_id
+        self.model, self.ids, self.mask, self.langs, self.probe = model, None, mask, langs, probe_id
 
     def _logits(self):
         probe = F.pad(self.ids, (0, 1), value=self.probe)
         return self.model(probe, attention_mask=F.pad(self.mask, (0, 1), value=1), langs=self.langs).logits[:, -1].float()
 
     def start(self, ids):
+        self.ids = ids
         return self._logits()
 
     def step(self, tokens):
@@ -99,10 +100,10 @@ class _AppendStepper:
         self.ids, self.mask = self.ids[index], self.mask[index]
 
 
-def _stepper(model, ids, mask, langs, cfg: GenerationConfig):
+def _stepper(model, mask, langs, cfg: GenerationConfig):
     if cfg.append_token_id is not None:
-        return _AppendStepper(model, ids, mask, langs, cfg.append_token_id)
-    return _Stepper(model, ids, mask, langs)
+        return _AppendStepper(model, mask, langs, cfg.append_token_id)
+    return _Stepper(model, mask, langs)
 
 
 def _filter(logits, cfg: GenerationConfig):
@@ -126,7 +127,7 @@ def generate_ids(model, ids, attention_mask=None, langs=None, config: Generation
     if cfg.num_beams > 1:
         return _beam_search(model, ids, mask, langs, cfg)
     gen = torch.Generator(device=ids.device).manual_seed(cfg.seed) if cfg.seed is not None else None
-    stepper = _stepper(model, ids, mask, langs, cfg)
+    stepper = _stepper(model, mask, langs, cfg)
     logits, out = stepper.start(ids), ids
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     for step in range(cfg.max_new_tokens):
@@ -149,17 +150,14 @@ def _beam_search(model, ids, mask, langs, cfg: GenerationConfig):
     B, K = ids.shape[0], cfg.num_beams
     rows = torch.arange(B, device=ids.device).repeat_interleave(K)
     langs = langs[rows] if torch.is_tensor(langs) and langs.dim() >= 1 else langs
-    stepper = _stepper(model, ids[rows], mask[rows], langs, cfg)
+    stepper = _stepper(model, mask[rows], langs, cfg)
     logp = stepper.start(ids[rows]).log_softmax(-1)
     scores = torch.full((B, K), float("-inf"), device=ids.device)
     scores[:, 0] = 0.0  # identical beams at the start: expand only the first
     seqs = ids[rows]
     finished: list[list[tuple[float, torch.Tensor]]] = [[] for _ in range(B)]
     for step in range(cfg.max_new_tokens):
-        V = logp.shape[-1]
-        cand = (scores.view(-1, 1) + logp).view(B, K * V)
-        top, idx = cand.topk(2 * K, dim=1)
-        beam, token = idx // V, idx % V
+        top, beam, token = expand_beams(scores.view(-1), logp, B, K)
         keep_beam, keep_tok, keep_score = _select(top, beam, token, seqs, finished, step, cfg, K)
         src = (torch.arange(B, device=ids.device)[:, None] * K + keep_beam).view(-1)
         seqs = torch.cat([seqs[src], keep_tok.view(-1, 1)], dim=1)
@@ -169,6 +167,15 @@ def _beam_search(model, ids, mask, langs, cfg: GenerationConfig):
         stepper.reorder(src)
         logp = stepper.step(keep_tok.view(-1)).log_softmax(-1)
     return _best(finished, seqs, scores, cfg, B, K, ids.shape[1])
+
+
+def expand_beams(scores: torch.Tensor, logp: torch.Tensor, B: int, K: int):
+    """The 2K best continuations of each prompt over its K beams x V words: running score (B*K) plus
+    next-word log-probs (B*K V), flattened per prompt, top 2K sorted; returns (sums, beam, word), each B 2K.
+    Shared with the translator's beam search (mt_search.py), whose expansion is the same."""
+    V = logp.shape[-1]
+    top, idx = (scores[:, None] + logp).view(B, K * V).topk(2 * K, dim=1)
+    return top, idx // V, idx % V
 
 
 def _select(top, beam, token, seqs, finished, step, cfg, K):

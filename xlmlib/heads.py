@@ -1,7 +1,9 @@
-"""Task models: the encoder plus a head, with the losses the reference implementations give.
+"""Task models: the encoder plus a head. Heads compute logits; their losses are in losses.py.
 
-Head shapes follow config.head_style: "xlm" (modeling_xlm) or "roberta" (modeling_xlm_roberta /
-modeling_xlm_roberta_xl). Shape legend as in model.py (B T D V C).
+Head shapes follow the config's family (family.py): XLM's (modeling_xlm) or XLM-R's (modeling_xlm_roberta /
+modeling_xlm_roberta_xl). Each class declares what the rest of the package needs to know about it: its
+task name, its head modules, its transformers class names, whether `xlmlib finetune` trains it (tasks.py).
+Shape legend as in model.py (B T D V C).
 """
 
 from __future__ import annotations
@@ -10,28 +12,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import losses, tasks
+from .checkpoint.load import load_model
+from .checkpoint.save import save_model
 from .config import ModelConfig
+from .family import family_of
 from .model import Output, Transformer, fill_sinusoidal, init_weights
-
-IGNORE = -100
 
 
 class TaskModel(Transformer):
-    """Common loading, saving and initialisation. `head_prefixes` name this model's own head modules."""
+    """Common loading, saving and initialisation, and the facts each task class declares:
 
+    task: the name xlmlib.load(task=...) takes (defining a class with one registers it, tasks.py);
+    head_prefixes: this model's own head modules (the loader initialises them when a checkpoint lacks them);
+    hf_suffix: (head style, transformers' class name after the family prefix) pairs; a style absent has none;
+    finetune_task: the `xlmlib finetune --task` name, where fine-tuning trains this class;
+    causal: the model runs under the causal mask (picks CausalLM where transformers has one LM class).
+    """
+
+    task: str | None = None
     head_prefixes: tuple[str, ...] = ()
+    hf_suffix: tuple[tuple[str, str], ...] = ()
+    finetune_task: str | None = None
+    causal: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        tasks.register(cls)
+
+    @classmethod
+    def head_options_for(cls, keys) -> dict:
+        """Constructor options a checkpoint's weight names decide (none unless a class says so)."""
+        return {}
 
     @classmethod
     def from_pretrained(cls, src, *, dtype=None, device=None, **head_options):
         """Load from a directory, checkpoint file or hub name; head_options go to the class constructor."""
-        from .checkpoint.load import load_model
-
         return load_model(cls, src, dtype=dtype, device=device, head_options=head_options)
 
     def save_pretrained(self, directory, format: str = "xlmlib") -> None:
         """Write safetensors + config to `directory` (format "xlmlib" or "hf"); every file is written atomically."""
-        from .checkpoint.save import save_model
-
         save_model(self, directory, format=format)
 
     def reset_parameters(self, prefixes: tuple[str, ...] | None = None) -> None:
@@ -57,7 +77,9 @@ class TaskModel(Transformer):
 class Encoder(TaskModel):
     """The bare encoder. pooler=True adds XLM-R's tanh pooler over the first token (`out.pooled`)."""
 
+    task = "encoder"
     head_prefixes = ("pooler",)
+    hf_suffix = (("xlm", "Model"), ("roberta", "Model"))
 
     def __init__(self, config: ModelConfig, *, pooler: bool = False):
         super().__init__(config)
@@ -65,6 +87,11 @@ class Encoder(TaskModel):
 
     def head_options(self):
         return {"pooler": self.pooler is not None}
+
+    @classmethod
+    def head_options_for(cls, keys) -> dict:
+        """The pooler is built when the checkpoint has one (HF XLM-R base models do)."""
+        return {"pooler": any(k.startswith("pooler.") for k in keys)}
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
@@ -85,13 +112,13 @@ class Pooler(nn.Module):
 
 
 class LMHead(nn.Module):
-    """Output projection tied to the token embeddings, plus its own bias. The roberta style first applies
-    dense -> gelu -> LayerNorm (modeling_xlm_roberta XLMRobertaLMHead); the xlm style projects directly
+    """Output projection tied to the token embeddings, plus its own bias. XLM-R first applies
+    dense -> gelu -> LayerNorm (modeling_xlm_roberta XLMRobertaLMHead); XLM projects directly
     (modeling_xlm XLMPredLayer)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        transform = cfg.head_style == "roberta"
+        transform = family_of(cfg).lm_head_transform
         self.dense = nn.Linear(cfg.dim, cfg.dim) if transform else None
         self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps) if transform else None
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
@@ -115,7 +142,9 @@ class MaskedLM(TaskModel):
     In training mode with labels, only the predicted rows are projected onto the vocabulary (M x V instead
     of B x T x V; the same loss) and out.logits is None; set `masked_only_loss = False` for full logits."""
 
+    task = "masked-lm"
     head_prefixes = ("lm_head",)
+    hf_suffix = (("xlm", "WithLMHeadModel"), ("roberta", "ForMaskedLM"))
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -131,23 +160,32 @@ class MaskedLM(TaskModel):
         """Logits and loss; with shift, position t predicts labels[t + 1]."""
         targets = None if labels is None else (labels[:, 1:] if shift else labels)
         if targets is not None and self.training and self.masked_only_loss and self.lm_head.quantized is None:
-            from .objectives import masked_lm_loss
-
-            rows = h[:, :-1] if shift else h
-            loss = masked_lm_loss(rows, targets, self.embed.tokens.weight, self.lm_head.bias,
-                                  transform=self.lm_head.transform).loss
+            loss = self.lm_loss(h[:, :-1] if shift else h, targets).loss
             return Output(last_hidden_state=h, loss=loss, hidden_states=hidden, cache=cache)
         logits = self.lm_head(h, self.embed.tokens)
-        loss = None
-        if targets is not None:
-            scored = logits[:, :-1] if shift else logits
-            loss = F.cross_entropy(scored.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        loss = None if targets is None else losses.full_lm_loss(logits[:, :-1] if shift else logits, targets)
         return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden, cache=cache)
+
+    def lm_loss(self, h, labels, *, reduction: str = "mean", full_projection: bool = False) -> losses.LMLoss:
+        """The LM loss of hidden states h (B T D) against aligned labels (B T, no shift), with the logits
+        and labels of the predicted rows. By default only those rows are projected onto the vocabulary;
+        full_projection projects every row first (the same loss, for comparisons and benchmarks)."""
+        if not full_projection and self.lm_head.quantized is None:
+            return losses.masked_lm_loss(h, labels, self.embed.tokens.weight, self.lm_head.bias,
+                                         transform=self.lm_head.transform, reduction=reduction)
+        logits = self.lm_head(h, self.embed.tokens)
+        selected = labels != losses.IGNORE_INDEX
+        return losses.LMLoss(losses.full_lm_loss(logits, labels, reduction=reduction), logits[selected],
+                             labels[selected])
 
 
 class CausalLM(MaskedLM):
     """Next-token LM under the causal mask. labels are aligned with input_ids and shifted inside: position t
     predicts labels[t+1] (as XLMRobertaForCausalLM; HF's XLMWithLMHeadModel instead expects pre-shifted labels)."""
+
+    task = "causal-lm"
+    hf_suffix = (("xlm", "WithLMHeadModel"), ("roberta", "ForCausalLM"))
+    causal = True
 
     def __init__(self, config: ModelConfig):
         super().__init__(config.replace(causal=True))
@@ -159,12 +197,12 @@ class CausalLM(MaskedLM):
 
 
 class ClassificationHead(nn.Module):
-    """First-token classifier: roberta style dropout -> dense -> tanh -> dropout -> out_proj;
-    xlm style (XLMSequenceSummary, summary_type "first") dropout -> out_proj."""
+    """First-token classifier: XLM-R dropout -> dense -> tanh -> dropout -> out_proj;
+    XLM (XLMSequenceSummary, summary_type "first") dropout -> out_proj."""
 
     def __init__(self, cfg: ModelConfig, n_out: int):
         super().__init__()
-        self.dense = nn.Linear(cfg.dim, cfg.dim) if cfg.head_style == "roberta" else None
+        self.dense = nn.Linear(cfg.dim, cfg.dim) if family_of(cfg).classifier_hidden else None
         self.dropout = nn.Dropout(_classifier_dropout(cfg))
         self.out_proj = nn.Linear(cfg.dim, n_out)
 
@@ -183,7 +221,10 @@ class SequenceClassifier(TaskModel):
     """labels: class ids (cross-entropy), floats with num_labels == 1 (MSE regression), or a float
     multi-hot matrix (BCE), the three problem types of HF's sequence classifiers."""
 
+    task = "sequence-classification"
     head_prefixes = ("classifier",)
+    hf_suffix = (("xlm", "ForSequenceClassification"), ("roberta", "ForSequenceClassification"))
+    finetune_task = "sequence"
 
     def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
         if num_labels is not None:
@@ -194,23 +235,21 @@ class SequenceClassifier(TaskModel):
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        logits = self.classifier(h)
-        loss = None if labels is None else classification_loss(logits, labels, self.config.num_labels)
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, logits=self.classifier(h), hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
 
-
-def classification_loss(logits, labels, num_labels):
-    if num_labels == 1:
-        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view(-1))
-    if labels.dtype in (torch.long, torch.int):
-        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
-    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        return losses.classification_loss(out.logits, labels, self.config.num_labels, reduction=reduction)
 
 
 class TokenClassifier(TaskModel):
     """labels: one class id per token, -100 where no label applies."""
 
+    task = "token-classification"
     head_prefixes = ("classifier",)
+    hf_suffix = (("xlm", "ForTokenClassification"), ("roberta", "ForTokenClassification"))
+    finetune_task = "token"
 
     def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
         if num_labels is not None:
@@ -222,18 +261,21 @@ class TokenClassifier(TaskModel):
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        logits = self.classifier(self.dropout(h))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, logits=self.classifier(self.dropout(h)), hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
+
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        return losses.token_loss(out.logits, labels, reduction=reduction)
 
 
 class QuestionAnswering(TaskModel):
     """Extractive QA: start/end logits per token. labels = (start_positions, end_positions); positions
     outside the sequence are clamped and ignored, as in HF's span heads."""
 
+    task = "question-answering"
     head_prefixes = ("qa_outputs",)
+    hf_suffix = (("xlm", "ForQuestionAnsweringSimple"), ("roberta", "ForQuestionAnswering"))
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -243,31 +285,30 @@ class QuestionAnswering(TaskModel):
                 labels=None, output_hidden_states=False, cache=None):
         h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
         start, end = self.qa_outputs(h).unbind(-1)
-        loss = None if labels is None else span_loss(start, end, *labels)
-        return Output(last_hidden_state=h, start_logits=start, end_logits=end, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, start_logits=start, end_logits=end, hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
 
-
-def span_loss(start_logits, end_logits, start_positions, end_positions):
-    ignored = start_logits.shape[1]
-    start = start_positions.view(-1).clamp(0, ignored)
-    end = end_positions.view(-1).clamp(0, ignored)
-    return (F.cross_entropy(start_logits, start, ignore_index=ignored)
-            + F.cross_entropy(end_logits, end, ignore_index=ignored)) / 2
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        """labels = (start_positions, end_positions)."""
+        return losses.span_loss(out.start_logits, out.end_logits, *labels, reduction=reduction)
 
 
 class MultipleChoice(TaskModel):
-    """Inputs of shape B C T; logits B C. roberta style: tanh pooler -> dropout -> Linear(D, 1); xlm style
+    """Inputs of shape B C T; logits B C. XLM-R: tanh pooler -> dropout -> Linear(D, 1); XLM
     (XLMForMultipleChoice): summary Linear(D, num_labels) -> logits_proj Linear(num_labels, 1)."""
 
+    task = "multiple-choice"
     head_prefixes = ("pooler", "classifier", "logits_proj")
+    hf_suffix = (("xlm", "ForMultipleChoice"), ("roberta", "ForMultipleChoice"))
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        roberta = config.head_style == "roberta"
-        self.pooler = Pooler(config) if roberta else None
+        pooled = family_of(config).choice_pooler
+        self.pooler = Pooler(config) if pooled else None
         self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.dim, 1 if roberta else config.num_labels)
-        self.logits_proj = None if roberta else nn.Linear(config.num_labels, 1)
+        self.classifier = nn.Linear(config.dim, 1 if pooled else config.num_labels)
+        self.logits_proj = None if pooled else nn.Linear(config.num_labels, 1)
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
@@ -278,9 +319,12 @@ class MultipleChoice(TaskModel):
             logits = self.classifier(self.dropout(self.pooler(h)))
         else:
             logits = self.logits_proj(self.classifier(self.dropout(h[:, 0])))
-        logits = logits.view(-1, n_choices)
-        loss = None if labels is None else F.cross_entropy(logits, labels.view(-1))
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden)
+        out = Output(last_hidden_state=h, logits=logits.view(-1, n_choices), hidden_states=hidden)
+        out.loss = None if labels is None else self.loss(out, labels)
+        return out
+
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        return losses.choice_loss(out.logits, labels, reduction=reduction)
 
 
 def _flatten_choices(t):

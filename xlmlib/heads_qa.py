@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import losses
 from .config import ModelConfig
 from .heads import TaskModel
 from .model import Output
@@ -55,7 +56,9 @@ class QuestionAnsweringBeam(TaskModel):
     """labels = (start_positions, end_positions[, is_impossible]); p_mask marks tokens that cannot be part
     of an answer (1.0 = excluded); cls_index is the token whose state scores answerability (default: last)."""
 
+    task = "question-answering-beam"
     head_prefixes = ("qa_head",)
+    hf_suffix = (("xlm", "ForQuestionAnswering"),)  # transformers has no XLM-R beam head
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -75,11 +78,11 @@ class QuestionAnsweringBeam(TaskModel):
     def _loss(self, h, start_logits, p_mask, cls_index, start_positions, end_positions, is_impossible=None):
         gold = h.gather(1, start_positions[:, None, None].expand(-1, 1, h.shape[-1]))  # B 1 D
         end_logits = self.qa_head.end_logits(h, gold.expand_as(h), p_mask)
-        loss = (F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)) / 2
+        cls_logits = None
         if cls_index is not None and is_impossible is not None:
             cls_logits = self.qa_head.answer_logits(h, gold.squeeze(1), cls_index)
-            loss = loss + 0.5 * F.binary_cross_entropy_with_logits(cls_logits, is_impossible.to(cls_logits.dtype))
-        return loss
+        return losses.beam_span_loss(start_logits, end_logits, start_positions, end_positions, cls_logits,
+                                     is_impossible)
 
     def _beam(self, h, start_logits, p_mask, cls_index=None):
         cfg = self.config

@@ -175,23 +175,29 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
 
+    def residual(self, x, norm: nn.Module, sublayer):
+        """One sub-layer with its residual and LayerNorm: pre-LN (XLM-R XL/XXL, modeling_xlm_roberta_xl)
+        or post-LN. The translation decoder (decoder.py) adds its cross-attention through this too."""
+        if self.pre_norm:
+            return x + self.dropout(sublayer(norm(x)))
+        return norm(x + self.dropout(sublayer(x)))
+
     def forward(self, x, bias, cache=None, packing=None):
-        if self.pre_norm:  # XLM-R XL/XXL (modeling_xlm_roberta_xl)
-            x = x + self.dropout(self.attn(self.attn_norm(x), bias, cache, packing))
-            return x + self.dropout(self.ffn(self.ffn_norm(x)))
-        x = self.attn_norm(x + self.dropout(self.attn(x, bias, cache, packing)))
-        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+        x = self.residual(x, self.attn_norm, lambda h: self.attn(h, bias, cache, packing))
+        return self.residual(x, self.ffn_norm, self.ffn)
 
 
 class Transformer(nn.Module):
     """Embeddings + layers (+ final norm for pre-LN). Task models in heads.py extend this class, so the
     parameter names stay `embed.*`, `layers.{i}.*`, `final_norm` for every model."""
 
+    layer_class: type[nn.Module] = Layer  # the translation decoder swaps in its cross-attention layer
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.embed = Embeddings(config)
-        self.layers = nn.ModuleList(Layer(config, i) for i in range(config.n_layers))
+        self.layers = nn.ModuleList(self.layer_class(config, i) for i in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.dim, eps=config.norm_eps) if config.pre_norm else None
         self.causal = config.causal
         self.gradient_checkpointing = False

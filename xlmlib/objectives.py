@@ -1,4 +1,4 @@
-"""Model-independent pretraining objectives: MLM masking, the masked-only LM loss, TLM/CLM batches, language sampling.
+"""Model-independent pretraining objectives: MLM masking, TLM/CLM batches, language sampling (the LM loss is in losses.py).
 
 Pure tensor functions; nothing here knows the model. Shapes: B batch, T time, D hidden, V vocabulary,
 M number of predicted positions. Facts about the original recipes come from reference/formats.md §5
@@ -10,15 +10,15 @@ Positions returned here are 0-based; the model adds its family's offset (XLM-R s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-IGNORE_INDEX = -100  # the label of a position that is not predicted (torch cross_entropy's default)
+from .family import Framing
+from .losses import IGNORE_INDEX
 
 
 @dataclass(frozen=True)
@@ -183,44 +183,6 @@ def mask_tokens(
     return MaskedBatch(corrupted.to(device), labels.to(device), pred_mask.to(device))
 
 
-class LMLoss(NamedTuple):
-    loss: torch.Tensor  # scalar
-    logits: torch.Tensor  # (M, V) logits of the predicted positions only
-    targets: torch.Tensor  # (M,) their labels
-
-
-def masked_lm_loss(
-    hidden: torch.Tensor,
-    labels: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    *,
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    reduction: str = "mean",
-) -> LMLoss:
-    """Cross-entropy of the LM head computed on the predicted rows only: (M, D) @ (D, V), not (B·T, V).
-
-    hidden (B, T, D); labels (B, T) with IGNORE_INDEX where nothing is predicted; weight (V, D) (tied to
-    the input embedding or not); transform: the head's per-row step before the projection (XLM-R's
-    lm_head dense → gelu → LayerNorm; XLM's pred_layer has none). Equal to cross_entropy over the full
-    projection with ignore_index (MLM 0.15·B·T rows instead of B·T; pytext PR#957, user-needs item 2).
-    reduction "sum" lets a data-parallel trainer divide by the global count of predicted positions.
-    With no predicted position the loss is 0 (kept in the graph), not the NaN of a mean over nothing.
-    """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    selected = labels != IGNORE_INDEX
-    rows = hidden[selected]
-    if transform is not None:
-        rows = transform(rows)
-    logits = F.linear(rows, weight, bias)
-    targets = labels[selected]
-    if targets.numel() == 0:
-        return LMLoss(logits.sum() * 0.0, logits, targets)
-    loss = F.cross_entropy(logits.float(), targets, reduction=reduction)
-    return LMLoss(loss, logits, targets)
-
-
 def _as_list(ids) -> list[int]:
     return [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
 
@@ -238,43 +200,35 @@ def _per_example(value, n: int, name: str) -> list[int]:
 def tlm_batch(
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
     *,
+    framing: Framing,
     lang1_id: int | Sequence[int],
     lang2_id: int | Sequence[int],
     pad_id: int,
-    bos_id: int,
-    eos_id: int,
-    sep_id: int | None = None,
     reset_positions: bool = True,
-    shared_separator: bool = False,
     max_len: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Frame parallel pairs (unframed ids) into one TLM batch, right-padded with pad_id.
 
-    Each row is `bos s1 eos | sep s2 eos` (sep defaults to eos): with XLM's ids (bos = eos = </s>) that is
-    XLM's `</s> s1 </s> </s> s2 </s>` (xlm/utils.py concat_batches, formats.md §5); with XLM-R's (<s>, </s>)
-    it is `<s> s1 </s></s> s2 </s>`. langs are lang1_id up to the end of side 1 and lang2_id from side 2 on
-    (pads included, as XLM). reset_positions restarts positions at 0 on side 2's first token (TLM);
-    False keeps them continuous. shared_separator drops side 2's leading sep so both sides share one
-    `</s>` (XLM's XNLI framing `</s> A </s> B </s>`, which XLM pairs with reset_positions=False).
-    max_len truncates each side's content before framing (XLM's max_len). Returns input_ids,
-    attention_mask, langs, positions, all (B, T) long.
+    Each row is `framing.frame(s1, s2)`: with the family's TLM framing (family.tlm_framing) that is XLM's
+    `</s> s1 </s> </s> s2 </s>` (xlm/utils.py concat_batches, formats.md §5) or XLM-R's
+    `<s> s1 </s></s> s2 </s>`; a framing with gap 0 shares one `</s>` between the sides (XLM's XNLI
+    `</s> A </s> B </s>`, which XLM pairs with reset_positions=False). Side 2 begins at the separator
+    before its text: langs are lang1_id before it and lang2_id from it on (pads included, as XLM), and
+    reset_positions restarts positions at 0 there (TLM); False keeps them continuous. max_len truncates
+    each side's content before framing (XLM's max_len). Returns input_ids, attention_mask, langs,
+    positions, all (B, T) long.
     """
-    sep_id = eos_id if sep_id is None else sep_id
     l1s, l2s = _per_example(lang1_id, len(pairs), "lang1_id"), _per_example(lang2_id, len(pairs), "lang2_id")
-    rows, cut = [], slice(None, max_len)
-    for a, b in pairs:
-        first = [bos_id, *_as_list(a)[cut], eos_id]
-        second = [*([] if shared_separator else [sep_id]), *_as_list(b)[cut], eos_id]
-        rows.append((first, second))
-    width = max((len(f) + len(s) for f, s in rows), default=0)
+    cut = slice(None, max_len)
+    rows = [(framing.frame(_as_list(a)[cut], _as_list(b)[cut]), len(_as_list(a)[cut])) for a, b in pairs]
+    width = max((len(row) for row, _ in rows), default=0)
     out = {k: torch.zeros(len(rows), width, dtype=torch.long) for k in ("attention_mask", "langs")}
     out["input_ids"] = torch.full((len(rows), width), pad_id, dtype=torch.long)
     out["positions"] = torch.arange(width).repeat(len(rows), 1)
-    for i, (first, second) in enumerate(rows):
-        # With a shared separator, side 2 (its lang id and its reset positions) starts at that separator.
-        start = len(first) - 1 if shared_separator else len(first)
-        out["input_ids"][i, : len(first) + len(second)] = torch.tensor(first + second)
-        out["attention_mask"][i, : len(first) + len(second)] = 1
+    for i, (row, len_a) in enumerate(rows):
+        start = framing.second_start(len_a)
+        out["input_ids"][i, : len(row)] = torch.tensor(row)
+        out["attention_mask"][i, : len(row)] = 1
         out["langs"][i] = l1s[i]
         out["langs"][i, start:] = l2s[i]
         if reset_positions:
@@ -293,7 +247,7 @@ def clm_batch(
 
     labels[:, t] = input_ids[:, t + 1]; the last position, positions whose target is a pad, and the first
     `context_size` positions (XLM's CLM step does not predict them) get IGNORE_INDEX, so the loss is
-    masked_lm_loss(hidden, labels, ...) over the same labels. lang_id: one id for the batch, a (B,) tensor
+    losses.masked_lm_loss(hidden, labels, ...) over the same labels. lang_id: one id for the batch, a (B,) tensor
     of per-row ids, or None for models without language embeddings. Returns input_ids, attention_mask,
     labels, and langs when lang_id is given.
     """

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xlmlib.tokenize import XLMRTokenizer, XLMTokenizer
-from xlmlib.tokenize.bpe import convert_fastbpe
+from xlmlib.tokenize.learn import convert_fastbpe
 
 # Tatoeba file code -> XLM language code, for the languages the released XLM vocabularies cover.
 TATOEBA_TO_XLM = {"ara": "ar", "bul": "bg", "deu": "de", "ell": "el", "eng": "en", "spa": "es", "fra": "fr",

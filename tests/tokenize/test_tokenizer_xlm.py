@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xlmlib.tokenize import Tokenizer, XLMTokenizer, learn_bpe
-from xlmlib.tokenize.bpe import convert_fastbpe
+from xlmlib.tokenize.learn import convert_fastbpe
 
 # zh and th need rjieba / pythainlp (the optional extras); they are covered by the ImportError test.
 XNLI_TATOEBA = ["ara", "bul", "deu", "ell", "eng:spa", "spa", "fra", "hin", "rus", "swh", "tur", "urd", "vie"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from xlmlib.family import Framing
 from xlmlib.objectives import tlm_batch
 from xlmlib.train.data import (
     MemmapCorpus,
@@ -187,6 +188,6 @@ def test_tatoeba_parallel_smoke(tmp_path, assets):
     corpus = ParallelCorpus(tmp_path / "tat.fr", tmp_path / "tat.en")
     assert len(corpus) == 1000
     assert corpus[0][1].tolist() == encode(pairs[0][1])
-    batch = tlm_batch(corpus.batch(0, 8, seed=0), lang1_id=0, lang2_id=1, pad_id=2, bos_id=EOS, eos_id=EOS)
+    batch = tlm_batch(corpus.batch(0, 8, seed=0), framing=Framing(EOS, EOS, gap=1), lang1_id=0, lang2_id=1, pad_id=2)
     assert batch["input_ids"].shape[0] == 8
     assert (batch["input_ids"] == EOS).sum(1).eq(4).all()  # XLM's concat_batches check: 4 </s> per row

@@ -46,3 +46,38 @@ def test_two_gloo_processes_match_one_process(tmp_path, sharding):
     print(f"{sharding}: max |loss(1 process) - loss(2 processes)| over 6 steps = {worst:.2e}")
     assert worst < 1e-5, (one, two)
     assert one[-1] < one[0]
+
+
+@pytest.mark.slow
+def test_train_mt_two_gloo_processes_match_one_process(tmp_path):
+    """mt, ae and bt steps (bt generates inside the DDP forward) follow the one-process losses."""
+    import torch
+
+    import xlmlib
+
+    from .synthetic import VOCAB, random_pairs, tiny_config
+
+    torch.manual_seed(0)
+    model = xlmlib.Translator(tiny_config())
+    model.reset_parameters()
+    model.save_pretrained(tmp_path / "tiny")
+    VOCAB.save(tmp_path / "tiny" / "vocab.txt")
+    pairs = random_pairs(64, seed=4)
+    write_lines(tmp_path / "en.txt", [a for a, _ in pairs])
+    write_lines(tmp_path / "fr.txt", [b for _, b in pairs])
+
+    def args(out):
+        files = [str(tmp_path / "en.txt"), str(tmp_path / "fr.txt")]
+        return ["train-mt", "--model", str(tmp_path / "tiny"), "--langs", "en,fr", "--parallel", *files,
+                "--mono", *files, "--mt-steps", "en-fr", "--ae-steps", "en", "--bt-steps", "fr-en-fr",
+                "--steps", "6", "--batch-size", "8", "--grad-accum", "2", "--lr", "2e-3", "--out", str(out),
+                "--no-progress", "--precision", "fp32"]
+
+    assert main(args(tmp_path / "one")) == 0
+    _torchrun(args(tmp_path / "two"), tmp_path)
+    one = [r["loss"] for r in read_metrics(tmp_path / "one" / "metrics.jsonl")]
+    two = [r["loss"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")]
+    assert len(one) == len(two) == 6
+    worst = max(abs(a - b) for a, b in zip(one, two))
+    print(f"train-mt ddp: max |loss(1 process) - loss(2 processes)| over 6 steps = {worst:.2e}")
+    assert worst < 1e-5, (one, two)

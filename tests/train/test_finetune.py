@@ -6,7 +6,7 @@ import json
 import random
 
 from xlmlib.cli import main
-from xlmlib.objectives import IGNORE_INDEX
+from xlmlib.losses import IGNORE_INDEX
 from xlmlib.train.finetune import Encoded, Example, read_classification, read_conll
 
 from .synthetic import K, save_tiny, tiny_config, write_lines
@@ -41,7 +41,7 @@ class _TwoLetterPieces:
     def __init__(self):
         self.table = {}
 
-    def encode(self, text):
+    def encode(self, text, lang=None):
         pieces = [w[i : i + 2] for w in text.split() for i in range(0, len(w), 2)]
         return [self.table.setdefault(p, 10 + len(self.table)) for p in pieces]
 
@@ -106,3 +106,30 @@ def test_finetune_command_token_classification(tmp_path):
     assert result["labels"] == ["EVEN", "ODD"]
     print(f"token task dev accuracy {result['best']['accuracy']:.3f}")
     assert result["best"]["accuracy"] > 0.9  # measured 1.00 (chance 0.5)
+
+
+def test_finetuning_trains_the_heads_own_loss():
+    """The trainer's ClassificationLoss sums the head's own loss (SequenceClassifier.loss / TokenClassifier.loss),
+    so its sum over the targets is the loss the model reports; that makes the head's regression branch
+    (num_labels == 1, float labels) reachable from fine-tuning too."""
+    import torch
+
+    from xlmlib import SequenceClassifier, TokenClassifier
+    from xlmlib.losses import count_targets
+    from xlmlib.train.losses import ClassificationLoss
+
+    from .synthetic import tiny_model
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(6, 50, (4, 7), generator=g)
+    cases = [
+        (tiny_model(SequenceClassifier, n_langs=1, num_labels=3), torch.tensor([0, 2, 1, 2])),
+        (tiny_model(SequenceClassifier, n_langs=1, num_labels=1), torch.tensor([0.5, -1.0, 2.0, 0.0])),
+        (tiny_model(TokenClassifier, n_langs=1, num_labels=3),
+         torch.randint(0, 3, (4, 7), generator=g).index_fill(1, torch.tensor([0, 6]), IGNORE_INDEX)),
+    ]
+    for model, labels in cases:
+        model.eval()
+        loss_sum, _ = ClassificationLoss(model)({"input_ids": ids, "labels": labels})
+        reported = model(ids, labels=labels).loss
+        assert torch.allclose(loss_sum / count_targets(labels), reported, atol=1e-6)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from xlmlib import CausalLM, MaskedLM
+from xlmlib.family import XLM
 from xlmlib.objectives import tlm_batch
 from xlmlib.train.config import TrainConfig
 from xlmlib.train.data import MemmapCorpus, ParallelCorpus, binarize
@@ -51,8 +52,8 @@ def _b_side_accuracy(model, pairs, seed=5):
     """Mask 30% of the language-B words of held-out pairs (A side intact) and score the predictions."""
     loss_module = MaskedOnlyLMLoss(model).eval()
     cfg = model.config
-    batch = tlm_batch([(VOCAB.encode(a), VOCAB.encode(b)) for a, b in pairs], lang1_id=EN, lang2_id=FR,
-                      pad_id=cfg.pad_index, bos_id=cfg.eos_index, eos_id=cfg.eos_index)
+    batch = tlm_batch([(VOCAB.encode(a), VOCAB.encode(b)) for a, b in pairs], framing=XLM.tlm_framing(cfg),
+                      lang1_id=EN, lang2_id=FR, pad_id=cfg.pad_index)
     ids = batch["input_ids"]
     is_b = (batch["langs"] == FR) & (ids >= len(VOCAB.words) - 24)
     chosen = is_b & (torch.rand(ids.shape, generator=torch.Generator().manual_seed(seed)) < 0.3)

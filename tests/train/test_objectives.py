@@ -12,6 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xlmlib.family import Framing
+from xlmlib.losses import masked_lm_loss
 from xlmlib.objectives import (
     IGNORE_INDEX,
     LanguageSampler,
@@ -20,7 +22,6 @@ from xlmlib.objectives import (
     frequency_weights,
     language_sampling_probs,
     mask_tokens,
-    masked_lm_loss,
     tlm_batch,
 )
 
@@ -191,8 +192,8 @@ def test_masked_only_loss_with_nothing_to_predict_is_zero():
 
 
 def test_tlm_batch_xlm_framing():
-    batch = tlm_batch([([10, 11], [20]), ([12], [21, 22, 23])], lang1_id=4, lang2_id=7,
-                      pad_id=PAD, bos_id=EOS, eos_id=EOS)
+    batch = tlm_batch([([10, 11], [20]), ([12], [21, 22, 23])], framing=Framing(EOS, EOS, gap=1), lang1_id=4,
+                      lang2_id=7, pad_id=PAD)
     # `</s> s1 </s> </s> s2 </s>`; side 2's positions restart at its first </s>; pads continue (as XLM).
     assert batch["input_ids"].tolist() == [[1, 10, 11, 1, 1, 20, 1, 2], [1, 12, 1, 1, 21, 22, 23, 1]]
     assert batch["positions"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 3], [0, 1, 2, 0, 1, 2, 3, 4]]
@@ -201,8 +202,8 @@ def test_tlm_batch_xlm_framing():
 
 
 def test_tlm_batch_xlmr_framing_continuous_positions_and_per_pair_langs():
-    batch = tlm_batch([([10, 11, 12], [20, 21]), ([13], [24])], lang1_id=[0, 2], lang2_id=[1, 3],
-                      pad_id=1, bos_id=0, eos_id=2, reset_positions=False, max_len=2)
+    batch = tlm_batch([([10, 11, 12], [20, 21]), ([13], [24])], framing=Framing(0, 2, gap=1), lang1_id=[0, 2],
+                      lang2_id=[1, 3], pad_id=1, reset_positions=False, max_len=2)
     assert batch["input_ids"].tolist() == [[0, 10, 11, 2, 2, 20, 21, 2], [0, 13, 2, 2, 24, 2, 1, 1]]
     assert batch["positions"].tolist() == [list(range(8))] * 2
     assert batch["langs"].tolist() == [[0, 0, 0, 0, 1, 1, 1, 1], [2, 2, 2, 3, 3, 3, 3, 3]]
@@ -210,8 +211,8 @@ def test_tlm_batch_xlmr_framing_continuous_positions_and_per_pair_langs():
 
 
 def test_tlm_batch_shared_separator_gives_xlm_xnli_framing():
-    batch = tlm_batch([([10], [20, 21])], lang1_id=3, lang2_id=3, pad_id=PAD, bos_id=EOS, eos_id=EOS,
-                      reset_positions=False, shared_separator=True)
+    batch = tlm_batch([([10], [20, 21])], framing=Framing(EOS, EOS, gap=0), lang1_id=3, lang2_id=3, pad_id=PAD,
+                      reset_positions=False)
     assert batch["input_ids"].tolist() == [[1, 10, 1, 20, 21, 1]]  # `</s> A </s> B </s>`
     assert batch["positions"].tolist() == [[0, 1, 2, 3, 4, 5]]
 

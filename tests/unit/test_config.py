@@ -11,6 +11,7 @@ EXPECTED_PRESETS = {
     "xlm-mlm-en-2048", "xlm-mlm-ende-1024", "xlm-mlm-enfr-1024", "xlm-mlm-enro-1024", "xlm-mlm-xnli15-1024",
     "xlm-mlm-tlm-xnli15-1024", "xlm-clm-enfr-1024", "xlm-clm-ende-1024", "xlm-mlm-17-1280", "xlm-mlm-100-1280",
     "xlm-roberta-base", "xlm-roberta-large", "xlm-roberta-xl", "xlm-roberta-xxl",
+    "xlmlib-mini",  # the shipped model's architecture (configs/models/xlmlib-mini.toml, on main since f9606ff)
 }
 
 

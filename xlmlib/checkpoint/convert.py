@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .. import tasks
 from ..atomic import atomic_dir
+from ..family import family_of
 from .load import model_from_checkpoint, read_checkpoint
 from .mapping import CheckpointError
 from .record import Checkpoint
@@ -30,29 +32,22 @@ LARGE_BYTES = 256 * 2**20  # show a progress bar from this size on
 
 
 def _task_class(ckpt: Checkpoint):
-    """The most specific model the checkpoint's weights fill: classifier, LM, else the bare encoder."""
-    import xlmlib
-
+    """The class the checkpoint names (xlmlib, HF), else the most specific model its weights fill:
+    classifier, LM, else the bare encoder (fairseq, original XLM)."""
+    if ckpt.task:
+        return tasks.task_class(ckpt.task)
     prefixes = {k.split(".")[0] for k in ckpt.state}
-    if ckpt.format == "xlmlib" or ckpt.format.startswith("hf ("):
-        name = ckpt.task or _from_prefixes(prefixes, ckpt.config)
-    else:
-        name = _from_prefixes(prefixes, ckpt.config)
-    return getattr(xlmlib, name)
-
-
-def _from_prefixes(prefixes: set[str], config) -> str:
     if "classifier" in prefixes and "lm_head" not in prefixes:
-        return "SequenceClassifier"
+        return tasks.task_class("sequence-classification")
     if "lm_head" in prefixes:
-        return "CausalLM" if config.causal else "MaskedLM"
-    return "Encoder"
+        return tasks.task_class("causal-lm" if ckpt.config.causal else "masked-lm")
+    return tasks.task_class("encoder")
 
 
 def probe_batch(config, seed: int = 0) -> dict[str, torch.Tensor]:
     """Two rows of random ids, the second right-padded, with langs where the model has language embeddings."""
     g = torch.Generator().manual_seed(seed)
-    low = min(config.mask_index + 1, config.vocab_size - 1) if config.head_style == "xlm" else 4
+    low = min(family_of(config).n_specials, config.vocab_size - 1)  # ordinary tokens only
     ids = torch.randint(low, config.vocab_size, (2, 8), generator=g)
     ids[1, 5:] = config.pad_index
     mask = (ids != config.pad_index).long()

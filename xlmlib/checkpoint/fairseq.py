@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig
+from ..family import XLM_R, XLM_R_XL
+from .hf_config import check_activation
 from .mapping import CheckpointError, Table, to_internal
 from .record import Checkpoint
 from .stand_ins import plain
@@ -126,24 +128,22 @@ def _heads(state: dict) -> tuple[str, ...]:
 
 
 def _config(arch: dict, state: dict, s: str, emb_norm: str | None, mask: int, heads, source: str) -> ModelConfig:
+    """The XLM-R (or XL) preset with what the file decides: shapes, activation, dropouts, <mask>, heads.
+    The fairseq layout itself (ids <s>=0 <pad>=1 </s>=2 <unk>=3, positions from pad + 1, one all-zero
+    token-type row for the HF-compatible layout, eps 1e-5) is the preset's (formats.md section 4)."""
     tokens = state[s + "embed_tokens.weight"]
     n_layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(s) + r"layers\.(\d+)\.", k)))
     if "encoder_attention_heads" not in arch:
         raise CheckpointError(f"{source}: args/cfg lack encoder_attention_heads (cannot be read from shapes)")
-    act = arch.get("activation_fn", "gelu")
-    if act not in ("gelu", "relu"):
-        raise CheckpointError(f"{source}: activation_fn={act!r} is not supported (gelu or relu)")
-    num_labels = state[f"classification_heads.{heads[0]}.out_proj.weight"].shape[0] if heads else 2
-    return ModelConfig(
+    pre_norm = bool(arch.get("encoder_normalize_before", s + "layer_norm.weight" in state))
+    return ModelConfig.from_preset((XLM_R_XL if pre_norm else XLM_R).preset).replace(
         vocab_size=tokens.shape[0], dim=tokens.shape[1], n_layers=n_layers,
         n_heads=int(arch["encoder_attention_heads"]), ffn_dim=state[s + "layers.0.fc1.weight"].shape[0],
-        max_positions=state[s + "embed_positions.weight"].shape[0], position_offset=PAD + 1,
-        # fairseq has no token types; a single all-zero row keeps the HF-compatible layout (formats.md 4).
-        type_vocab_size=1, n_langs=1, use_lang_emb=False, activation=act, norm_eps=1e-5,
-        pre_norm=bool(arch.get("encoder_normalize_before", s + "layer_norm.weight" in state)),
-        embed_norm=emb_norm is not None, zero_pad_rows=False, dropout=float(arch.get("dropout", 0.1)),
-        attention_dropout=float(arch.get("attention_dropout", 0.0)), pad_index=PAD, bos_index=BOS,
-        eos_index=EOS, unk_index=UNK, mask_index=mask, head_style="roberta", num_labels=num_labels,
+        max_positions=state[s + "embed_positions.weight"].shape[0],
+        activation=check_activation(arch.get("activation_fn", "gelu"), source, "activation_fn"),
+        embed_norm=emb_norm is not None, dropout=float(arch.get("dropout", 0.1)),
+        attention_dropout=float(arch.get("attention_dropout", 0.0)), mask_index=mask,
+        num_labels=state[f"classification_heads.{heads[0]}.out_proj.weight"].shape[0] if heads else 2,
         classifier_dropout=arch.get("pooler_dropout"))
 
 

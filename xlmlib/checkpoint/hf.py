@@ -5,7 +5,9 @@ Key names and config fields: shared/reference/formats.md sections 1 and 3, check
 
 from __future__ import annotations
 
+from .. import tasks
 from ..config import ModelConfig
+from ..family import XLM, XLM_R, XLM_R_XL, Family, family_of
 from .mapping import CheckpointError, Table
 
 XLM_BASE = (
@@ -71,11 +73,12 @@ def _roberta_base(pre_norm: bool) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _roberta_table(name: str, model: str, pre_norm: bool) -> Table:
+def _roberta_table(family: Family) -> Table:
     lm = (("lm_head.dense", "lm_head.dense"), ("lm_head.norm", "lm_head.layer_norm"), ("lm_head.bias", "lm_head.bias"))
+    model = family.hf_prefix
     return Table(
-        name=name,
-        base=_roberta_base(pre_norm),
+        name=f"HF {family.name}",
+        base=_roberta_base(family.pre_norm),
         base_prefix="roberta.",
         heads={
             f"{model}Model": (),
@@ -93,74 +96,51 @@ def _roberta_table(name: str, model: str, pre_norm: bool) -> Table:
     )
 
 
-HF_XLMR = _roberta_table("HF XLM-R", "XLMRoberta", pre_norm=False)
-HF_XLMR_XL = _roberta_table("HF XLM-R XL", "XLMRobertaXL", pre_norm=True)
+HF_XLMR = _roberta_table(XLM_R)
+HF_XLMR_XL = _roberta_table(XLM_R_XL)
 
-# Our class name -> architecture suffix; the family prefix comes from the config.
-_TASKS_XLM = {
-    "Encoder": "XLMModel", "MaskedLM": "XLMWithLMHeadModel", "CausalLM": "XLMWithLMHeadModel",
-    "SequenceClassifier": "XLMForSequenceClassification", "TokenClassifier": "XLMForTokenClassification",
-    "QuestionAnswering": "XLMForQuestionAnsweringSimple", "QuestionAnsweringBeam": "XLMForQuestionAnswering",
-    "MultipleChoice": "XLMForMultipleChoice",
-}
-_TASKS_ROBERTA = {
-    "Encoder": "Model", "MaskedLM": "ForMaskedLM", "CausalLM": "ForCausalLM",
-    "SequenceClassifier": "ForSequenceClassification", "TokenClassifier": "ForTokenClassification",
-    "QuestionAnswering": "ForQuestionAnswering", "MultipleChoice": "ForMultipleChoice",
-}
-# Head keys that identify an architecture when config.json does not name one.
+TABLES = {XLM.name: HF_XLM, XLM_R.name: HF_XLMR, XLM_R_XL.name: HF_XLMR_XL}
+# A head key that identifies the task when config.json names no architecture, most specific first.
 _SIGNATURES = (
-    ("qa_outputs.start_logits.dense.weight", "XLMForQuestionAnswering"),
-    ("logits_proj.weight", "XLMForMultipleChoice"),
-    ("sequence_summary.summary.weight", "XLMForSequenceClassification"),
-    ("pred_layer.proj.bias", "XLMWithLMHeadModel"),
-    ("lm_head.dense.weight", "{m}ForMaskedLM"),
-    ("classifier.out_proj.weight", "{m}ForSequenceClassification"),
-    ("qa_outputs.weight", "{qa}"),
+    ("qa_outputs.start_logits.dense.weight", "question-answering-beam"),
+    ("logits_proj.weight", "multiple-choice"),
+    ("sequence_summary.summary.weight", "sequence-classification"),
+    ("pred_layer.proj.bias", "masked-lm"),
+    ("lm_head.dense.weight", "masked-lm"),
+    ("classifier.out_proj.weight", "sequence-classification"),
+    ("qa_outputs.weight", "question-answering"),
+    ("classifier.weight", "token-classification"),
 )
 
 
 def table_for(cfg: ModelConfig) -> Table:
-    if cfg.head_style == "xlm":
-        return HF_XLM
-    return HF_XLMR_XL if cfg.pre_norm else HF_XLMR
+    return TABLES[family_of(cfg).name]
 
 
-def architecture_for(cfg: ModelConfig, task: str) -> str:
-    if cfg.head_style == "xlm":
-        arch = _TASKS_XLM.get(task)
-    else:
-        suffix = _TASKS_ROBERTA.get(task)
-        arch = suffix and ("XLMRobertaXL" if cfg.pre_norm else "XLMRoberta") + suffix
+def architecture_for(cfg: ModelConfig, task_cls) -> str:
+    arch = family_of(cfg).hf_architecture(task_cls)
     if arch is None:
-        raise CheckpointError(f"transformers has no {table_for(cfg).name} class for {task}; save with format='xlmlib'")
+        raise CheckpointError(f"transformers has no {table_for(cfg).name} class for {task_cls.__name__}; "
+                              "save with format='xlmlib'")
     return arch
+
+
+def base_prefixed(cfg: ModelConfig, architecture: str) -> bool:
+    """transformers keeps a head model's encoder under `transformer.` / `roberta.`; the bare model (the one
+    architecture without head weights) keeps it at the top level."""
+    return bool(table_for(cfg).heads.get(architecture))
 
 
 def guess_architecture(cfg: ModelConfig, keys) -> str:
     """The architecture named by the head keys present (used when config.json names none)."""
-    model = "XLMRobertaXL" if cfg.pre_norm else "XLMRoberta"
-    qa = "XLMForQuestionAnsweringSimple" if cfg.head_style == "xlm" else f"{model}ForQuestionAnswering"
     keys = set(keys)
-    for key, arch in _SIGNATURES:
-        if key in keys:
-            return arch.format(m=model, qa=qa)
-    if "classifier.weight" in keys:
-        return "XLMForTokenClassification" if cfg.head_style == "xlm" else f"{model}ForTokenClassification"
-    return "XLMModel" if cfg.head_style == "xlm" else f"{model}Model"
+    task = next((name for key, name in _SIGNATURES if key in keys), "encoder")
+    return architecture_for(cfg, tasks.task_class(task))
 
 
 def task_for_architecture(cfg: ModelConfig, architecture: str) -> str | None:
-    """Our class for an HF architecture name (XLMWithLMHeadModel serves both LMs: config.causal decides)."""
-    for task in ("CausalLM", "MaskedLM") if cfg.causal else ("MaskedLM", "CausalLM"):
-        if architecture_for_or_none(cfg, task) == architecture:
-            return task
-    tasks = _TASKS_XLM if cfg.head_style == "xlm" else _TASKS_ROBERTA
-    return next((t for t in tasks if architecture_for_or_none(cfg, t) == architecture), None)
-
-
-def architecture_for_or_none(cfg: ModelConfig, task: str) -> str | None:
-    try:
-        return architecture_for(cfg, task)
-    except CheckpointError:
-        return None
+    """Our class name for an HF architecture (XLMWithLMHeadModel serves both LMs: config.causal decides)."""
+    family = family_of(cfg)
+    found = [cls for cls in tasks.task_classes() if family.hf_architecture(cls) == architecture]
+    found.sort(key=lambda cls: cls.causal != cfg.causal)
+    return found[0].__name__ if found else None

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .. import hub
+from .. import hub, tasks
 from ..config import ModelConfig
+from ..model import init_weights
 from .fairseq import read_fairseq
 from .hf import guess_architecture, table_for, task_for_architecture
 from .hf_config import config_from_hf
@@ -27,14 +28,20 @@ logger = logging.getLogger(__name__)
 
 XLMLIB_FORMAT = 1
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# Every head module name any task model uses: weights under these belong to some head.
-HEAD_PREFIXES = ("lm_head", "classifier", "qa_outputs", "qa_head", "pooler", "logits_proj")
 # Tokenizer files of HF / xlmlib folders, copied along by convert (kept_pieces.json and trim.json: a trimmed
 # vocabulary's id map and its record, xlmlib/trim.py).
 TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "trim.json", "tokenizer.json", "tokenizer_config.json",
                    "special_tokens_map.json", "vocab.json", "merges.txt", "dict.txt")
 
-__all__ = ["Checkpoint", "load_model", "read_checkpoint"]
+__all__ = ["Checkpoint", "load_model", "read_checkpoint", "tokenizer_files_in"]
+
+
+def tokenizer_files_in(folder: Path) -> dict[str, Path]:
+    """The tokenizer files in a folder (name -> path), the one list convert copies and folders are read with:
+    TOKENIZER_FILES, and XLM's released BPE files (codes_enfr + vocab_enfr, ...) kept beside the weights."""
+    found = {name: folder / name for name in TOKENIZER_FILES if (folder / name).is_file()}
+    found.update({p.name: p for p in sorted(folder.glob("codes_*")) + sorted(folder.glob("vocab_*")) if p.is_file()})
+    return found
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -119,11 +126,10 @@ def _read_training(path: Path, payload: dict) -> Checkpoint:
     config = ModelConfig.from_dict(payload["model_config"])
     state = {k[len("model."):]: v for k, v in payload["model"].items() if k.startswith("model.")}
     training = {"step": int(payload["step"]), **{k: payload["train_config"].get(k) for k in
-                ("steps", "objective", "task", "lr", "batch_size", "out") if k in payload["train_config"]}}
+                ("steps", "objective", "task", "mt_steps", "lr", "batch_size", "out") if k in payload["train_config"]}}
     ckpt = Checkpoint(config, state, str(path), f"xlmlib training checkpoint (step {training['step']})",
                       training=training)
-    folder = path.parent / "model"
-    ckpt.tokenizer_files = {name: folder / name for name in TOKENIZER_FILES if (folder / name).is_file()}
+    ckpt.tokenizer_files = tokenizer_files_in(path.parent / "model")
     return ckpt
 
 
@@ -132,10 +138,7 @@ def _read_folder(path: Path, weights: dict, source: str | None = None) -> Checkp
     ckpt = _read_xlmlib(path, meta, weights) if "xlmlib_format" in meta else _read_hf(path, meta, weights)
     if source:
         ckpt.source = source
-    ckpt.tokenizer_files = {name: path / name for name in TOKENIZER_FILES if (path / name).is_file()}
-    # XLM's released BPE files (codes_enfr + vocab_enfr, ...) kept beside the weights travel too.
-    ckpt.tokenizer_files.update({p.name: p for p in sorted(path.glob("codes_*")) + sorted(path.glob("vocab_*"))
-                                 if p.is_file()})
+    ckpt.tokenizer_files = tokenizer_files_in(path)
     return ckpt
 
 
@@ -164,9 +167,7 @@ def load_model(cls, src, *, dtype=None, device=None, head_options=None):
 
 
 def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, head_options=None):
-    options = dict(head_options or {})
-    if cls.__name__ == "Encoder" and "pooler" not in options:
-        options["pooler"] = any(k.startswith("pooler.") for k in ckpt.state)
+    options = {**cls.head_options_for(ckpt.state.keys()), **(head_options or {})}
     with torch.device("meta"), _SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
@@ -197,7 +198,7 @@ def _split_state(model, ckpt: Checkpoint):
             if tuple(tensor.shape) != tuple(expected[key]):
                 wrong.append(f"{key}: model expects {tuple(expected[key])}, checkpoint has {tuple(tensor.shape)}")
             keep[key] = tensor
-        elif key.split(".")[0] in HEAD_PREFIXES:
+        elif key.split(".")[0] in tasks.head_prefixes():
             dropped.append(key)
         else:
             unexpected.append(key)
@@ -230,8 +231,6 @@ def materialise(model, ckpt: Checkpoint, *, dtype: torch.dtype, device: torch.de
 
 
 def _init_missing(model, missing: set[str], dtype, device) -> None:
-    from ..model import init_weights
-
     for name, module in model.named_modules():
         own = {f"{name}.{p}" if name else p for p, _ in module.named_parameters(recurse=False)}
         if not own or not own <= missing:

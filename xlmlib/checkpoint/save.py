@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..atomic import atomic_path, write_json
-from .hf import architecture_for, table_for
+from .hf import architecture_for, base_prefixed, table_for
 from .hf_config import config_to_hf
 from .load import XLMLIB_FORMAT
 from .mapping import to_external
@@ -30,15 +30,17 @@ def save_model(model, directory, format: str = "xlmlib") -> None:
     if getattr(model, "precision", None) == "int8":
         raise ValueError("an int8-quantized model cannot be saved; save the fp32 model and quantize after loading")
     directory = Path(directory)
-    cfg, task = model.config, type(model).__name__
+    cfg = model.config
     state = model.state_dict()
     if format == "xlmlib":
-        meta = {"xlmlib_format": XLMLIB_FORMAT, "task": task, "model": cfg.to_dict(), "head_options": model.head_options()}
+        # The class name records the task (tasks.task_class reads it back).
+        meta = {"xlmlib_format": XLMLIB_FORMAT, "task": type(model).__name__, "model": cfg.to_dict(),
+                "head_options": model.head_options()}
         write_safetensors(directory / "model.safetensors", state)
         write_json(directory / "config.json", meta)
         return
-    arch = architecture_for(cfg, task)
+    arch = architecture_for(cfg, type(model))
     hf_config = config_to_hf(cfg, arch)
-    external = to_external(table_for(cfg), state, cfg.n_layers, arch, prefixed=task != "Encoder")
+    external = to_external(table_for(cfg), state, cfg.n_layers, arch, prefixed=base_prefixed(cfg, arch))
     write_safetensors(directory / "model.safetensors", external)
     write_json(directory / "config.json", hf_config)

@@ -11,7 +11,9 @@ import logging
 from pathlib import Path
 
 from ..config import ModelConfig
+from ..family import XLM
 from .hf import XLM_BASE
+from .hf_config import lang_codes
 from .mapping import CheckpointError, Table, to_internal
 from .record import Checkpoint
 from .stand_ins import plain
@@ -36,9 +38,8 @@ def _weights(payload: dict, part: str | None, source: str) -> dict:
             raise CheckpointError(f"{source}: an MLM/CLM checkpoint (`model` entry) has no decoder")
         return payload["model"]
     if part == "decoder":
-        raise NotImplementedError(
-            f"{source}: loading the decoder of an XLM translation checkpoint is not supported yet (its "
-            "cross-attention layers need a decoder model, planned in a later issue); load the encoder instead")
+        raise CheckpointError(f"{source}: the decoder of an XLM translation checkpoint has cross-attention "
+                              "layers no encoder model holds; load the whole model with xlmlib.Translator.from_pretrained")
     if "encoder" not in payload:
         raise CheckpointError(f"{source}: an XLM checkpoint needs a `model` or `encoder` entry")
     logger.info("%s: translation checkpoint; loading its encoder (the decoder is not loaded)", source)
@@ -52,13 +53,8 @@ def _strip_module(state: dict) -> dict:
     return dict(state)
 
 
-def _langs(params: dict, n_langs: int) -> tuple[str, ...]:
-    id2lang = params.get("id2lang") or {v: k for k, v in (params.get("lang2id") or {}).items()}
-    id2lang = {int(k): v for k, v in id2lang.items()}
-    return tuple(id2lang[i] for i in range(n_langs)) if set(id2lang) == set(range(n_langs)) else ()
-
-
 def _config(params: dict, state: dict, source: str) -> ModelConfig:
+    """The XLM preset with what the file decides: shapes, languages, activation, dropouts, special ids."""
     for flag, what in (("asm", "adaptive softmax"), ("use_memory", "product-key memory layers")):
         if params.get(flag):
             raise CheckpointError(f"{source}: {what} ({flag}=True) is not supported")
@@ -68,16 +64,16 @@ def _config(params: dict, state: dict, source: str) -> ModelConfig:
     n_langs = state["lang_embeddings.weight"].shape[0] if has_langs else int(params.get("n_langs", 1))
     # XLM decides causality per call (clm_steps vs mlm_steps); a model trained only with CLM is causal.
     causal = bool(params.get("clm_steps")) and not params.get("mlm_steps")
-    return ModelConfig(
+    return ModelConfig.from_preset(XLM.preset).replace(
         vocab_size=tokens.shape[0], dim=tokens.shape[1], n_layers=n_layers, n_heads=int(params["n_heads"]),
         ffn_dim=state["ffns.0.lin1.weight"].shape[0], max_positions=state["position_embeddings.weight"].shape[0],
         sinusoidal=bool(params.get("sinusoidal_embeddings", False)), n_langs=n_langs,
-        use_lang_emb=has_langs or n_langs == 1, langs=_langs(params, n_langs),
-        activation="gelu" if params.get("gelu_activation", True) else "relu", norm_eps=1e-12, causal=causal,
+        use_lang_emb=has_langs or n_langs == 1, langs=lang_codes(params.get("id2lang"), params.get("lang2id"), n_langs),
+        activation="gelu" if params.get("gelu_activation", True) else "relu", causal=causal,
         dropout=float(params.get("dropout", 0.1)), attention_dropout=float(params.get("attention_dropout", 0.1)),
         pad_index=int(params.get("pad_index", 2)), bos_index=int(params.get("bos_index", 0)),
         eos_index=int(params.get("eos_index", 1)), unk_index=int(params.get("unk_index", 3)),
-        mask_index=int(params.get("mask_index", 5)), head_style="xlm")
+        mask_index=int(params.get("mask_index", 5)))
 
 
 def _vocab(payload: dict, rows: int, source: str) -> tuple[str, ...]:

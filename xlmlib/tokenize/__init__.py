@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from .. import hub
-from .base import CONFIG_NAME, Batch, align_labels, read_json
-from .bpe import convert_fastbpe, learn_bpe
+from .base import CONFIG_NAME, Batch, read_json
+from .learn import convert_fastbpe, learn_bpe
+from .words import align_labels
 from .xlm import XLMTokenizer
 from .xlmr import SPM_FILE, XLMRTokenizer
 

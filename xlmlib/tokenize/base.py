@@ -6,20 +6,19 @@ special tokens; everything a `model(**batch)` call needs is assembled here.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
-IGNORE_INDEX = -100
+from ..family import Framing
+from .words import word_ids_for, word_ids_from_tables
+
 CONFIG_NAME = "tokenizer_config.json"
-_WORD = re.compile(r"\S+")
 
 
 class TruncationWarning(UserWarning):
@@ -63,83 +62,6 @@ def check_text(text: Any, what: str = "text") -> str:
     if not isinstance(text, str):
         raise TypeError(f"{what} must be str, got {type(text).__name__}")
     return text
-
-
-def word_spans(text: str) -> list[tuple[int, int]]:
-    """Whitespace-separated words of the original string, as (start, end) character spans."""
-    return [m.span() for m in _WORD.finditer(text)]
-
-
-def word_ids_for(text: str, offsets: Sequence[tuple[int, int]]) -> list[int | None]:
-    """Map each token span to the index of the whitespace-separated word it starts in.
-
-    A token whose span starts on whitespace (a lone SentencePiece "▁" standing for a space) belongs to
-    the word that follows it, since that is the word the "▁" marks the beginning of.
-    """
-    starts = [s for s, _ in word_spans(text)]
-    ends = [e for _, e in word_spans(text)]
-    out: list[int | None] = []
-    for start, end in offsets:
-        k = bisect.bisect_right(starts, start) - 1
-        if k < 0 or start >= ends[k]:
-            k = min(k + 1, len(starts) - 1) if starts else None
-        out.append(k)
-    return out
-
-
-def align_labels(word_labels, word_ids, *, label_all_subtokens: bool = False, ignore_index: int = IGNORE_INDEX):
-    """Spread word-level labels (NER tags) over tokens.
-
-    The first token of each word gets the word's label; later tokens of the same word and special or
-    padding tokens (word id None) get `ignore_index` (-100, what torch's cross_entropy skips), unless
-    `label_all_subtokens` is set. Given a batch (a list of word_ids lists, e.g. `batch.word_ids`) it
-    returns a LongTensor [B, T]; given one sequence it returns a list.
-    """
-    if word_ids and isinstance(word_ids[0], (list, tuple)):
-        if len(word_labels) != len(word_ids):
-            raise ValueError(f"{len(word_labels)} label lists for {len(word_ids)} sequences")
-        rows = [_align_one(lab, ids, label_all_subtokens, ignore_index) for lab, ids in zip(word_labels, word_ids)]
-        return torch.tensor(rows, dtype=torch.long)
-    return _align_one(word_labels, word_ids, label_all_subtokens, ignore_index)
-
-
-def _align_one(labels, word_ids, label_all, ignore_index) -> list[int]:
-    out, previous = [], None
-    for wid in word_ids:
-        if wid is None:
-            out.append(ignore_index)
-        elif wid >= len(labels):
-            raise ValueError(f"word id {wid} but only {len(labels)} word labels")
-        elif wid != previous or label_all:
-            out.append(labels[wid])
-        else:
-            out.append(ignore_index)
-        previous = wid
-    return out
-
-
-def word_ids_from_tables(ids: torch.Tensor, special: torch.Tensor, starts: torch.Tensor | None = None,
-                         ends: torch.Tensor | None = None) -> torch.Tensor:
-    """Word index of every token of encoded rows (B T), -1 on special tokens, from per-id tables: `starts`
-    (the token opens a word: SentencePiece's leading ▁) or `ends` (the token closes one: BPE's </w>).
-    A special token is a word boundary on both sides."""
-    is_special = special[ids]
-    if starts is not None:
-        opens = starts[ids].clone()
-    else:
-        opens = torch.ones_like(is_special)
-        opens[:, 1:] = ends[ids[:, :-1]]
-    opens |= is_special
-    opens[:, 1:] |= is_special[:, :-1]
-    opens[:, 0] = True
-    return (opens.long().cumsum(1) - 1).masked_fill(is_special, -1)
-
-
-def strip_framing(ids: list[int], text_pair) -> list[int]:
-    """The ids of one framed text (<s> A </s>) without the frame."""
-    if text_pair is not None:
-        raise ValueError("add_special_tokens=False is for single texts: a pair needs its separators")
-    return ids[1:-1]
 
 
 def read_json(path: Path) -> Any:
@@ -195,18 +117,76 @@ def resolve_truncation(truncation: bool | str) -> str | None:
     return truncation
 
 
+def configured_max_length(config: dict, default: int = 512) -> int:
+    """model_max_length of a tokenizer_config.json; transformers writes a huge sentinel (1e30) when no
+    limit is known, which means the default here."""
+    value = config.get("model_max_length")
+    return value if isinstance(value, int) and value <= 4096 else default
+
+
 class BaseTokenizer:
-    """Turns texts into model inputs. Subclasses set the special ids and implement `_encode_one`."""
+    """Turns texts into model inputs. Subclasses set the special ids, their family's `framing`
+    (family.py: `<s> A </s>`; pairs `<s> A </s> B </s>` for XLM, `<s> A </s></s> B </s>` for XLM-R),
+    the special tokens a text may spell out, and implement `_encode_text`, `_tokens`, `id_to_token`,
+    `token_to_id`, `_is_special_id` and `_build_word_tables`."""
 
     model_max_length = 512
     bos_id = eos_id = pad_id = unk_id = mask_id = 0
-    # Tokens between the two segments of a pair: XLM-R puts two </s>, XLM one (formats.md 2 and 3).
-    pair_middle: tuple[int, ...] = ()
+    framing: Framing = Framing(0, 0)
+    # Special tokens written in a text (one regex alternation, captured), split out before encoding as
+    # transformers does with added tokens. Every special of both vocabularies is spelled <...>.
+    special_split: re.Pattern | None = None
+    strip_before_special = False  # XLM-R's <mask> absorbs the whitespace before it (its lstrip=True)
+    space_marker = ""  # what reads as a space in joined pieces: "▁" (SentencePiece) or "</w>" (BPE)
+    _word_tables = None
 
     # -- what a subclass provides -------------------------------------------------------------
-    def _encode_one(self, text: str, lang: str | None, with_offsets: bool):
-        """Return (ids, spans or None) for one text, without special tokens."""
+    def _encode_text(self, text: str, lang: str | None, with_offsets: bool):
+        """(ids, spans relative to text, or None) of a text that holds no special token."""
         raise NotImplementedError
+
+    def _is_special_id(self, i: int) -> bool:
+        raise NotImplementedError
+
+    def _build_word_tables(self):
+        """(special, starts, ends) boolean tables over the vocabulary for word_ids_from_tables; one of
+        starts / ends is None."""
+        raise NotImplementedError
+
+    def id_to_token(self, i: int) -> str:
+        raise NotImplementedError
+
+    def token_to_id(self, token: str) -> int:
+        raise NotImplementedError
+
+    # -- shared steps -------------------------------------------------------------------------
+    def _segments(self, text: str) -> list[tuple[str, bool]]:
+        """(part, is_special) in text order; one part when the text spells no special token."""
+        if self.special_split is None or "<" not in text or not self.special_split.search(text):
+            return [(text, False)]
+        return [(part, k % 2 == 1) for k, part in enumerate(self.special_split.split(text))]
+
+    def _encode_one(self, text: str, lang: str | None = None, with_offsets: bool = False):
+        """(ids, spans or None) for one text, without framing; special tokens it spells become their ids."""
+        segments = self._segments(check_text(text))
+        if len(segments) == 1:
+            return self._encode_text(text, lang, with_offsets)
+        ids, spans, base = [], [] if with_offsets else None, 0
+        for k, (part, special) in enumerate(segments):
+            if special:
+                ids.append(self.token_to_id(part))
+                if with_offsets:
+                    spans.append((base, base + len(part)))
+            else:
+                before_special = k + 1 < len(segments)
+                part_text = part.rstrip() if self.strip_before_special and before_special else part
+                if part_text:
+                    part_ids, part_spans = self._encode_text(part_text, lang, with_offsets)
+                    ids += part_ids
+                    if with_offsets:
+                        spans += [(s + base, e + base) for s, e in part_spans]
+            base += len(part)
+        return ids, spans
 
     def _encode_flat(self, texts: list[str], langs: list[str | None]):
         """All ids of a batch as one int64 array plus per-text lengths (no special tokens)."""
@@ -216,6 +196,10 @@ class BaseTokenizer:
         lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter((i for row in ids for i in row), dtype=np.int64, count=int(lens.sum()))
         return flat, lens
+
+    def _tokens(self, text: str, lang: str | None) -> list[str]:
+        """The pieces of one text, without special tokens (what `tokenize` returns)."""
+        raise NotImplementedError
 
     def _lang_ids(self, lang, n: int) -> list[str | None]:
         """Per-text language codes; subclasses validate them."""
@@ -230,7 +214,37 @@ class BaseTokenizer:
         """Language-embedding ids per text, or None when the checkpoint has no language embeddings."""
         return None
 
-    # -- the public call ----------------------------------------------------------------------
+    # -- the public calls ---------------------------------------------------------------------
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """Pieces joined, the space marker read as a space, outer spaces stripped (fairseq's sentencepiece
+        decode; transformers' XLM convert_tokens_to_string)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        tokens = [self.id_to_token(i) for i in ids if not (skip_special_tokens and self._is_special_id(int(i)))]
+        return "".join(tokens).replace(self.space_marker, " ").strip()
+
+    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word index per token of already-encoded rows (B T), -1 on specials. For whole-word masking of
+        binarized corpora, where the text is gone."""
+        if self._word_tables is None:  # built once: the trainer calls this for every batch
+            self._word_tables = self._build_word_tables()
+        special, starts, ends = self._word_tables
+        return word_ids_from_tables(ids, special, starts=starts, ends=ends)
+
+    def tokenize(self, text: str, lang: str | None = None) -> list[str]:
+        """The pieces of text. lang picks XLM's language rules (Moses, segmenters); XLM-R ignores it."""
+        return self._tokens(check_text(text), lang)
+
+    def encode(self, text: str, text_pair: str | None = None, lang: str | None = None,
+               add_special_tokens: bool = True) -> list[int]:
+        """Ids of text (and text_pair); add_special_tokens=False leaves out the framing (single texts)."""
+        ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
+        if add_special_tokens:
+            return ids
+        if text_pair is not None:
+            raise ValueError("add_special_tokens=False is for single texts: a pair needs its separators")
+        return self.framing.strip(ids)
+
     def __call__(self, texts, text_pair=None, *, lang=None, padding=True, truncation=True, max_length=None,
                  return_tensors="pt", return_offsets=False) -> Batch:
         single = isinstance(texts, str)
@@ -247,7 +261,7 @@ class BaseTokenizer:
         if second is None and not return_offsets:
             flat, lens = self._encode_flat(first, langs)
             ids, mask = self._assemble_flat(flat, lens, max_len if strategy else None, pad_to)
-            rows, n_cut = None, int((lens + 2 > max_len).sum()) if strategy else 0
+            rows, n_cut = None, int((lens + self.framing.n_special() > max_len).sum()) if strategy else 0
         else:
             rows, n_cut = self._rows(first, second, langs, return_offsets, max_len, strategy)
             ids, mask = _pad_rows([r[0] for r in rows], self.pad_id, pad_to)
@@ -264,8 +278,7 @@ class BaseTokenizer:
         for a, b in zip(enc_a, enc_b):
             pa = list(zip(a[0], a[1] or [None] * len(a[0])))
             pb = None if b is None else list(zip(b[0], b[1] or [None] * len(b[0])))
-            n_special = 2 if pb is None else 2 + len(self.pair_middle)
-            excess = len(pa) + len(pb or ()) + n_special - max_len
+            excess = len(pa) + len(pb or ()) + self.framing.n_special(pb is not None) - max_len
             if strategy is not None:
                 pa, pb = truncate_pair(pa, pb, excess, strategy)
                 n_cut += excess > 0
@@ -274,20 +287,17 @@ class BaseTokenizer:
 
     def _with_specials(self, pa, pb):
         """(ids, spans, segment) for one example; spans/segment are None on special tokens."""
-        ids = [self.bos_id] + [i for i, _ in pa] + [self.eos_id]
-        spans = [None] + [s for _, s in pa] + [None]
-        segment = [None] + [0] * len(pa) + [None]
-        if pb is not None:
-            ids += list(self.pair_middle[1:]) + [i for i, _ in pb] + [self.eos_id]
-            spans += [None] * (len(self.pair_middle) - 1) + [s for _, s in pb] + [None]
-            segment += [None] * (len(self.pair_middle) - 1) + [1] * len(pb) + [None]
+        frame, none = self.framing.frame, (lambda _: None)
+        ids = frame([i for i, _ in pa], None if pb is None else [i for i, _ in pb])
+        spans = frame([s for _, s in pa], None if pb is None else [s for _, s in pb], none)
+        segment = frame([0] * len(pa), None if pb is None else [1] * len(pb), none)
         return ids, spans, segment
 
     def _assemble_flat(self, flat, lens, max_len, pad_to):
-        """Vectorised `<s> ids </s>` + truncation + padding for single texts (the fast path)."""
+        """Vectorised framing (`open ids close`) + truncation + padding for single texts (the fast path)."""
         import numpy as np
 
-        keep = lens if max_len is None else np.minimum(lens, max(max_len - 2, 0))
+        keep = lens if max_len is None else np.minimum(lens, max(max_len - self.framing.n_special(), 0))
         if max_len is not None and (keep < lens).any():
             starts = np.repeat(np.cumsum(lens) - lens, lens)
             pos = np.arange(flat.size) - starts
@@ -298,8 +308,8 @@ class BaseTokenizer:
         cols = np.arange(width)[None, :]
         ids = np.full((lens.size, width), self.pad_id, dtype=np.int64)
         ids[(cols >= 1) & (cols <= keep[:, None])] = flat
-        ids[:, 0] = self.bos_id
-        ids[np.arange(lens.size), keep + 1] = self.eos_id
+        ids[:, 0] = self.framing.open
+        ids[np.arange(lens.size), keep + 1] = self.framing.close
         mask = (cols < (keep + 2)[:, None]).astype(np.int64)
         if pad_to is None:
             return [r[: k + 2].tolist() for r, k in zip(ids, keep)], [[1] * (k + 2) for k in keep.tolist()]

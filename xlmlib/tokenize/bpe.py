@@ -1,5 +1,6 @@
-"""Byte-pair encoding as XLM uses it: merges with a "</w>" end-of-word marker, released fastBPE files,
-their conversion to transformers' vocab.json + merges.txt, and `learn_bpe` for new vocabularies.
+"""Byte-pair encoding as XLM uses it: merges with a "</w>" end-of-word marker, the released fastBPE files
+and transformers' vocab.json + merges.txt, and merge learning. It knows no tokenizer: learn.py builds
+XLMTokenizers from these pieces (convert_fastbpe, learn_bpe).
 
 Conventions (formats.md sections 2 and 5, the XLM Dictionary and transformers' XLM conversion script):
 - fastBPE `codes_*`: one merge per line, `left right count`; the line index is the merge rank.
@@ -63,7 +64,7 @@ def _merge(symbols: list[str], pair: tuple[str, str]) -> list[str]:
 
 
 # -- reading and writing ----------------------------------------------------------------------
-def _open_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -80,7 +81,7 @@ def read_merges(path: Path) -> list[tuple[str, str]]:
     merges never fire; keeping them keeps every other line's rank.)
     """
     merges = []
-    for number, line in enumerate(_open_text(path).split("\n"), 1):
+    for number, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip() or line.startswith("#version"):
             continue
         fields = line.rstrip("\r").split(" ")
@@ -92,7 +93,7 @@ def read_merges(path: Path) -> list[tuple[str, str]]:
 
 def read_vocab_json(path: Path) -> dict[str, int]:
     try:
-        vocab = json.loads(_open_text(path))
+        vocab = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"corrupt vocabulary file {path}: {err}") from None
     if not isinstance(vocab, dict) or not all(isinstance(v, int) for v in vocab.values()):
@@ -104,7 +105,7 @@ def read_fastbpe_vocab(path: Path, max_vocab: int | None = None) -> dict[str, in
     """A released `vocab_*` file as transformers' vocab.json mapping (see the module docstring)."""
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
     seen, next_id = set(SPECIAL_TOKENS), len(SPECIAL_TOKENS)
-    for line in _open_text(path).split("\n"):
+    for line in read_text(path).split("\n"):
         fields = line.rstrip().split()
         # Whitespace tokens such as "\xa0" split into one field and are skipped, as in XLM.
         if "\u2028" in line or len(fields) != 2 or not fields[1].isdigit() or fields[0] in seen:
@@ -125,17 +126,6 @@ def write_vocab_and_merges(directory: Path, vocab: dict[str, int], merges: list[
     ordered = dict(sorted(vocab.items(), key=lambda kv: kv[1]))
     atomic_write(directory / "vocab.json", (json.dumps(ordered, ensure_ascii=False, indent=0) + "\n").encode())
     atomic_write(directory / "merges.txt", "".join(f"{a} {b}\n" for a, b in merges).encode("utf-8"))
-
-
-def convert_fastbpe(codes_file, vocab_file, out_dir, *, max_vocab: int | None = None, lang2id=None,
-                    do_lowercase_and_remove_accent: bool = True, use_lang_emb: bool | None = None) -> Path:
-    """Write a released XLM codes/vocab pair as vocab.json + merges.txt + tokenizer_config.json, a
-    folder that both `xlmlib.Tokenizer.from_pretrained` and transformers' XLMTokenizer load."""
-    from .xlm import XLMTokenizer
-
-    tok = XLMTokenizer(read_fastbpe_vocab(vocab_file, max_vocab), read_merges(codes_file), lang2id=lang2id,
-                       use_lang_emb=use_lang_emb, do_lowercase_and_remove_accent=do_lowercase_and_remove_accent)
-    return tok.save_pretrained(out_dir)
 
 
 # -- learning ---------------------------------------------------------------------------------
@@ -179,40 +169,3 @@ def _retally(words, counts, k, pair, pair_counts, where, changed) -> None:
         where[p].add(k)
         changed.add(p)
     pair_counts.pop(pair, None)
-
-
-def learn_bpe(corpus_files, n_merges: int, out_dir=None, *, lang: str = "en", lowercase: bool = True,
-              lang2id: dict[str, int] | None = None):
-    """Learn `n_merges` merges on text files (one sentence per line) after XLM's own preprocessing
-    (Moses pipeline for `lang`, then lowercasing + accent stripping when `lowercase`), and build the
-    vocabulary from the segmented corpus: the 14 XLM specials, then pieces by descending frequency,
-    then every character in both its word-final and its continuing form, so that no character of
-    the corpus becomes <unk>. Returns an XLMTokenizer; with `out_dir` it is also saved there as
-    vocab.json + merges.txt + tokenizer_config.json, which transformers' XLMTokenizer loads too."""
-    from .moses import lowercase_and_remove_accent
-    from .xlm import XLMTokenizer
-
-    if isinstance(corpus_files, (str, Path)):
-        corpus_files = [corpus_files]
-    probe = XLMTokenizer({t: i for i, t in enumerate(SPECIAL_TOKENS)}, [], do_lowercase_and_remove_accent=lowercase)
-    counts: collections.Counter = collections.Counter()
-    for path in corpus_files:
-        for line in _open_text(Path(path)).split("\n"):
-            for token in probe.pre_tokenize(line, lang) if line.strip() else ():
-                counts.update(w for w in (lowercase_and_remove_accent(token) if lowercase else token).split(" ") if w)
-    merges = learn_merges(dict(counts), n_merges)
-    bpe = BPE(merges)
-    piece_counts: collections.Counter = collections.Counter()
-    for word, count in counts.items():
-        for piece in bpe.segment(word):
-            piece_counts[piece] += count
-    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
-    for piece, _ in sorted(piece_counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        vocab.setdefault(piece, len(vocab))
-    for char in sorted({c for word in counts for c in word}):
-        vocab.setdefault(char, len(vocab))
-        vocab.setdefault(char + END, len(vocab))
-    tok = XLMTokenizer(vocab, merges, lang2id=lang2id, do_lowercase_and_remove_accent=lowercase, default_lang=lang)
-    if out_dir is not None:
-        tok.save_pretrained(out_dir)
-    return tok

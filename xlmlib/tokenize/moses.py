@@ -9,7 +9,7 @@ given sentence; that is where transformers spends most of its time. `PunctNormal
 `MosesTokenizer` below run the *same* sacremoses rules (read from sacremoses' own objects, in the
 order sacremoses applies them) but skip a rule when a character it needs is absent, and replace the
 per-token regex/set work of the non-breaking-prefix step with precomputed sets. Token identity with
-sacremoses is checked in tests/tokenize/test_moses.py on Tatoeba text and with hypothesis.
+sacremoses is checked in tests/tokenize/test_tokenizer_moses.py on Tatoeba text and with hypothesis.
 """
 
 from __future__ import annotations

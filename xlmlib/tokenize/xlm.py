@@ -15,14 +15,13 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_json
+from ..family import XLM
 from . import align, moses
 from .base import (
     CONFIG_NAME,
     BaseTokenizer,
-    check_text,
+    configured_max_length,
     read_json,
-    strip_framing,
-    word_ids_from_tables,
 )
 from .bpe import (
     BPE,
@@ -50,15 +49,16 @@ RELEASES = {
     "xnli_17": {"langs": MLM17, "max_vocab": 200000, "lowercase": False, "use_lang_emb": False},
 }
 _CACHE_LIMIT = 500_000
-# transformers splits its added tokens (all 14 specials) out of the text before the Moses pipeline,
-# so "<special1>" written in a text is the mask token; the pieces between are tokenized separately.
-_SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
 
 
 class XLMTokenizer(BaseTokenizer):
     bos_id, eos_id, pad_id, unk_id, mask_id = 0, 1, 2, 3, 5
-    pair_middle = (1,)  # <s> A </s> B </s>
+    framing = XLM.tokenizer_framing(bos_id, eos_id)  # <s> A </s> B </s> (transformers; XLM's own code opens with </s>)
     model_max_length = 512  # XLM's N_MAX_POSITIONS
+    # transformers splits its added tokens (all 14 specials) out of the text before the Moses pipeline,
+    # so "<special1>" written in a text is the mask token; the pieces between are tokenized separately.
+    special_split = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+    space_marker = END
 
     def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], *, lang2id=None,
                  use_lang_emb: bool | None = None, do_lowercase_and_remove_accent: bool = True,
@@ -78,7 +78,6 @@ class XLMTokenizer(BaseTokenizer):
         self.default_lang = default_lang
         self.vocab_size = max(self.id2token) + 1
         self._cache: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {}
-        self._word_ends = None
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -204,10 +203,7 @@ class XLMTokenizer(BaseTokenizer):
         self._cache[token] = hit
         return hit
 
-    def _encode_one(self, text: str, lang=None, with_offsets: bool = False):
-        check_text(text)
-        if "<" in text and _SPECIAL_SPLIT.search(text):
-            return self._encode_with_specials(text, lang, with_offsets)
+    def _encode_text(self, text: str, lang=None, with_offsets: bool = False):
         tokens = self.pre_tokenize(text, lang)
         ids: list[int] = []
         pieces: list[str] = []
@@ -223,70 +219,34 @@ class XLMTokenizer(BaseTokenizer):
         lowercase = self.do_lowercase_and_remove_accent
         return ids, align.token_spans(text, surfaces, lang or self.default_lang, lowercase)
 
-    def _encode_with_specials(self, text, lang, with_offsets):
-        ids, spans, base = [], [] if with_offsets else None, 0
-        for k, part in enumerate(_SPECIAL_SPLIT.split(text)):
-            if k % 2:
-                ids.append(self.vocab[part])
-                if with_offsets:
-                    spans.append((base, base + len(part)))
-            elif part:
-                part_ids, part_spans = self._encode_one(part, lang, with_offsets)
-                ids += part_ids
-                if with_offsets:
-                    spans += [(s + base, e + base) for s, e in part_spans]
-            base += len(part)
-        return ids, spans
-
     # -- public helpers ------------------------------------------------------------------------
-    def tokenize(self, text: str, lang: str | None = None) -> list[str]:
-        return self._ids_and_pieces(text, lang)[1]
-
-    def _ids_and_pieces(self, text, lang):
-        check_text(text)
-        ids, pieces = [], []
-        for k, part in enumerate(_SPECIAL_SPLIT.split(text)):
-            if k % 2:
-                ids.append(self.vocab[part])
+    def _tokens(self, text: str, lang: str | None = None) -> list[str]:
+        pieces = []
+        for part, special in self._segments(text):
+            if special:
                 pieces.append(part)
                 continue
             for token in self.pre_tokenize(part, lang) if part else ():
-                hit = self._word(token)
-                ids += hit[0]
-                pieces += hit[1]
-        return ids, pieces
+                pieces += self._word(token)[1]
+        return pieces
 
-    def encode(self, text: str, text_pair: str | None = None, lang: str | None = None,
-               add_special_tokens: bool = True) -> list[int]:
-        """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
-        ids = self(text, text_pair, lang=lang, return_tensors=None, truncation=False, padding=False)["input_ids"]
-        return ids if add_special_tokens else strip_framing(ids, text_pair)
+    def _build_word_tables(self):
+        """A token ending in </w> closes a word."""
+        ends = torch.zeros(self.vocab_size, dtype=torch.bool)
+        for i, token in self.id2token.items():
+            ends[i] = token.endswith(END)
+        special = torch.zeros(self.vocab_size, dtype=torch.bool)
+        special[:len(SPECIAL_TOKENS)] = True
+        return special, None, ends
 
-    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """Word index per token of already-encoded rows (B T), -1 on specials: a token ending in </w> closes
-        a word. For whole-word masking of binarized corpora, where the text is gone."""
-        if self._word_ends is None:  # built once: the trainer calls this for every batch
-            ends = torch.zeros(self.vocab_size, dtype=torch.bool)
-            for i, token in self.id2token.items():
-                ends[i] = token.endswith(END)
-            special = torch.zeros(self.vocab_size, dtype=torch.bool)
-            special[:len(SPECIAL_TOKENS)] = True
-            self._word_ends = (ends, special)
-        ends, special = self._word_ends
-        return word_ids_from_tables(ids, special, ends=ends)
+    def _is_special_id(self, i: int) -> bool:
+        return i < len(SPECIAL_TOKENS)
 
     def id_to_token(self, i: int) -> str:
         return self.id2token.get(int(i), "<unk>")
 
     def token_to_id(self, token: str) -> int:
         return self.vocab.get(token, self.unk_id)
-
-    def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        """Pieces joined, "</w>" read as a space (transformers' convert_tokens_to_string)."""
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()
-        tokens = [self.id_to_token(i) for i in ids if not (skip_special_tokens and int(i) < len(SPECIAL_TOKENS))]
-        return "".join(tokens).replace(END, " ").strip()
 
     def __repr__(self) -> str:
         langs = None if self.lang2id is None else sorted(self.lang2id)
@@ -299,9 +259,7 @@ def _config_kwargs(config: dict, src: Path) -> dict:
     for key in ("lang2id", "use_lang_emb", "do_lowercase_and_remove_accent", "default_lang"):
         if config.get(key) is not None:
             kwargs[key] = config[key]
-    max_len = config.get("model_max_length")
-    if isinstance(max_len, int) and max_len <= 4096:  # transformers writes a 1e30 sentinel when unknown
-        kwargs["model_max_length"] = max_len
+    kwargs["model_max_length"] = configured_max_length(config, XLMTokenizer.model_max_length)
     model_config = src / "config.json"  # a transformers XLMConfig next to the tokenizer says it directly
     if "use_lang_emb" not in kwargs and model_config.is_file():
         cfg = read_json(model_config)

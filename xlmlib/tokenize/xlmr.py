@@ -9,6 +9,7 @@ XLM-R with, so ids match it exactly.
 
 from __future__ import annotations
 
+import re
 from itertools import chain
 from pathlib import Path
 
@@ -18,13 +19,12 @@ import torch
 
 from ..atomic import write_bytes as atomic_write
 from ..atomic import write_json
+from ..family import XLM_R
 from .base import (
     CONFIG_NAME,
     BaseTokenizer,
-    check_text,
+    configured_max_length,
     read_json,
-    strip_framing,
-    word_ids_from_tables,
 )
 
 SPM_FILE = "sentencepiece.bpe.model"
@@ -42,7 +42,10 @@ class XLMRTokenizer(BaseTokenizer):
     XLMRobertaTokenizer (whose <mask> AddedToken has lstrip=True), it absorbs the whitespace before it."""
 
     bos_id, pad_id, eos_id, unk_id = 0, 1, 2, 3
-    pair_middle = (2, 2)  # <s> A </s></s> B </s>
+    framing = XLM_R.tokenizer_framing(bos_id, eos_id)  # <s> A </s></s> B </s>
+    special_split = re.compile(f"({re.escape(MASK)})")
+    strip_before_special = True
+    space_marker = "\u2581"
     # 514 position rows, ids start at pad + 1 = 2, so 512 tokens fit, specials included (formats.md 3).
     model_max_length = 512
     lang2id = None
@@ -63,7 +66,6 @@ class XLMRTokenizer(BaseTokenizer):
         self.model_file = path
         self.model_max_length = int(model_max_length)
         self._set_pieces(kept_pieces)
-        self._word_starts = None
 
     def _set_pieces(self, kept_pieces) -> None:
         """Id tables: SentencePiece id -> model id and back. The full vocabulary keeps every piece from
@@ -87,9 +89,7 @@ class XLMRTokenizer(BaseTokenizer):
         if src.is_file():
             return cls(src, **kwargs)
         config = read_json(src / CONFIG_NAME) if (src / CONFIG_NAME).is_file() else {}
-        max_len = config.get("model_max_length", 512)
-        # transformers writes a huge sentinel when no limit is known; XLM-R's limit is 512.
-        kwargs.setdefault("model_max_length", max_len if max_len <= 4096 else 512)
+        kwargs.setdefault("model_max_length", configured_max_length(config))
         if (src / KEPT_FILE).is_file():
             kwargs.setdefault("kept_pieces", read_json(src / KEPT_FILE)["kept_spm_ids"])
         return cls(src / SPM_FILE, **kwargs)
@@ -103,8 +103,9 @@ class XLMRTokenizer(BaseTokenizer):
         # so AutoTokenizer refuses it instead of giving wrong ids.
         specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
                     "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK}
-        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRTokenizer" if self.trimmed else "XLMRobertaTokenizer",
-                                             "model_max_length": self.model_max_length, **specials})
+        name = "XLMRTokenizer" if self.trimmed else XLM_R.hf_tokenizer
+        write_json(directory / CONFIG_NAME, {"tokenizer_class": name, "model_max_length": self.model_max_length,
+                                             **specials})
         write_json(directory / "special_tokens_map.json", specials)
         if self.trimmed:
             write_json(directory / KEPT_FILE, {"kept_spm_ids": self.kept_pieces.tolist()})
@@ -123,28 +124,7 @@ class XLMRTokenizer(BaseTokenizer):
     def _to_model_ids(self, spm_ids: list[int]) -> list[int]:
         return self._spm2model[spm_ids].tolist() if spm_ids else []
 
-    def _encode_one(self, text: str, lang=None, with_offsets: bool = False):
-        check_text(text)
-        if MASK not in text:
-            return self._encode_segment(text, 0, with_offsets)
-        ids, spans, base = [], [] if with_offsets else None, 0
-        parts = text.split(MASK)
-        for k, part in enumerate(parts):
-            # lstrip on <mask>: whitespace before a mask belongs to no token.
-            segment = part.rstrip() if k < len(parts) - 1 else part
-            seg_ids, seg_spans = self._encode_segment(segment, base, with_offsets)
-            ids += seg_ids
-            if with_offsets:
-                spans += seg_spans
-            base += len(part)
-            if k < len(parts) - 1:
-                ids.append(self.mask_id)
-                if with_offsets:
-                    spans.append((base, base + len(MASK)))
-                base += len(MASK)
-        return ids, spans
-
-    def _encode_segment(self, text: str, base: int, with_offsets: bool):
+    def _encode_text(self, text: str, lang=None, with_offsets: bool = False):
         if not with_offsets:
             return self._to_model_ids(self.sp.encode(text)), None
         out = self.sp.encode_as_offset_mapping(text)
@@ -154,7 +134,7 @@ class XLMRTokenizer(BaseTokenizer):
                 # SentencePiece counts the space a "▁" stands for into the piece; report the word only.
                 while start < end and text[start].isspace():
                     start += 1
-            spans.append((base + start, base + end))
+            spans.append((start, end))
         return self._to_model_ids(out["ids"]), spans
 
     def _encode_flat(self, texts, langs):
@@ -180,27 +160,21 @@ class XLMRTokenizer(BaseTokenizer):
         return np.concatenate(pieces) if pieces else flat, lens
 
     # -- public helpers ------------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[str]:
+    def _tokens(self, text: str, lang=None) -> list[str]:
         ids, _ = self._encode_one(text)
         return [self.id_to_token(i) for i in ids]
 
-    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True) -> list[int]:
-        """Ids of text (and text_pair); add_special_tokens=False leaves out <s> ... </s> (single texts)."""
-        ids = self(text, text_pair, return_tensors=None, truncation=False, padding=False)["input_ids"]
-        return ids if add_special_tokens else strip_framing(ids, text_pair)
+    def _build_word_tables(self):
+        """A piece starting with ▁ opens a word (the kept SentencePiece pieces hold model ids 4 .. mask - 1)."""
+        starts = torch.zeros(self.vocab_size, dtype=torch.bool)
+        starts[4:self.mask_id] = torch.tensor(
+            [self.sp.id_to_piece(int(i)).startswith("\u2581") for i in self.kept_pieces], dtype=torch.bool)
+        special = torch.zeros(self.vocab_size, dtype=torch.bool)
+        special[list(SPECIALS) + [self.mask_id]] = True
+        return special, starts, None
 
-    def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """Word index per token of already-encoded rows (B T), -1 on specials: a piece starting with ▁ opens
-        a word. For whole-word masking of binarized corpora, where the text is gone."""
-        if self._word_starts is None:
-            starts = torch.zeros(self.vocab_size, dtype=torch.bool)
-            starts[4:self.mask_id] = torch.tensor(
-                [self.sp.id_to_piece(int(i)).startswith("\u2581") for i in self.kept_pieces], dtype=torch.bool)
-            special = torch.zeros(self.vocab_size, dtype=torch.bool)
-            special[list(SPECIALS) + [self.mask_id]] = True
-            self._word_starts = (starts, special)
-        starts, special = self._word_starts
-        return word_ids_from_tables(ids, special, starts=starts)
+    def _is_special_id(self, i: int) -> bool:
+        return i in SPECIALS or i == self.mask_id
 
     def id_to_token(self, i: int) -> str:
         i = int(i)
@@ -219,14 +193,6 @@ class XLMRTokenizer(BaseTokenizer):
         if token == MASK:
             return self.mask_id
         return int(self._spm2model[self.sp.piece_to_id(token)])
-
-    def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        """Pieces joined, "▁" read as a space, outer spaces stripped (fairseq's sentencepiece decode)."""
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()
-        special = set(SPECIALS) | {self.mask_id}
-        pieces = [self.id_to_token(i) for i in ids if not (skip_special_tokens and int(i) in special)]
-        return "".join(pieces).replace("\u2581", " ").strip()
 
     def __repr__(self) -> str:
         return f"XLMRTokenizer({str(self.model_file)!r}, vocab_size={self.vocab_size})"

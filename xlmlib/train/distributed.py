@@ -82,6 +82,7 @@ def wrap(module: nn.Module, d: Dist, sharding: str) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (evaluation calls the model itself)."""
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 

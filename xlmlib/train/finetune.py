@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_json
-from ..config import ModelConfig, list_presets
-from ..heads import SequenceClassifier, TokenClassifier
-from ..objectives import IGNORE_INDEX
+from ..config import ModelConfig
+from ..family import Framing, family_of
+from ..losses import IGNORE_INDEX
+from ..tasks import build_model
 from . import distributed as D
 from .config import FinetuneConfig
 from .data import _EpochOrder, read_lines
@@ -167,20 +168,21 @@ def clamped(cfg: FinetuneConfig, model) -> FinetuneConfig:
 
 
 class Encoded:
-    """Examples as padded tensors: framing follows the model's family (see _frame)."""
+    """Examples as padded tensors, framed as the model's family frames its data (family.framing:
+    XLM `</s> A </s> B </s>` as in XLM's XNLI code, XLM-R `<s> A </s></s> B </s>`)."""
 
     def __init__(self, examples: Sequence[Example], encoder: TextEncoder, cfg: ModelConfig, labels: Sequence[str],
                  *, task: str, max_len: int, langs: dict[str, int]):
         _check_encoder(encoder)
         label_id = {name: i for i, name in enumerate(labels)}
         self.rows, self.targets, self.langs = [], [], [e.lang for e in examples]
-        bos = cfg.bos_index if cfg.head_style == "roberta" else cfg.eos_index
+        framing = family_of(cfg).framing(cfg)
         n_cut = 0
         for e in examples:
             if task == "token":
-                ids, tgt, cut = _encode_words(e, encoder, label_id, bos, cfg.eos_index, max_len)
+                ids, tgt, cut = _encode_words(e, encoder, label_id, framing, max_len)
             else:
-                ids, tgt, cut = _encode_pair(e, encoder, label_id, bos, cfg, max_len)
+                ids, tgt, cut = _encode_pair(e, encoder, label_id, framing, max_len)
             self.rows.append(ids)
             self.targets.append(tgt)
             n_cut += cut
@@ -216,32 +218,32 @@ def _label(label_id, name):
     return label_id[name]
 
 
-def _encode_pair(e: Example, encoder, label_id, bos, cfg, max_len):
-    """XLM-R: <s> A </s></s> B </s>; XLM (XNLI framing, formats.md §5): </s> A </s> B </s>."""
-    a, b = encoder.encode(e.text), encoder.encode(e.text_pair) if e.text_pair else []
-    budget = max_len - (4 if b else 2)
+def _encode_pair(e: Example, encoder, label_id, framing: Framing, max_len):
+    """The pair (or single text) framed; the longer side is cut first so the whole fits max_len.
+    Also says whether anything was cut."""
+    lang = e.lang or None  # the example's language picks the tokenizer's rules (XLM's Moses)
+    a, b = encoder.encode(e.text, lang), encoder.encode(e.text_pair, lang) if e.text_pair else []
+    budget = max_len - framing.n_special(pair=bool(b))
     cut = len(a) + len(b) > budget
     if b:
         b = b[: max(budget // 2, budget - len(a))]
     a = a[: budget - len(b)]
-    ids = [bos, *a, cfg.eos_index]
-    if b:
-        ids += ([cfg.eos_index] if cfg.head_style == "roberta" else []) + [*b, cfg.eos_index]
-    return ids, _label(label_id, e.label), cut
+    return framing.frame(a, b or None), _label(label_id, e.label), cut
 
 
-def _encode_words(e: Example, encoder, label_id, bos, eos, max_len):
+def _encode_words(e: Example, encoder, label_id, framing: Framing, max_len):
     """Each word encoded alone (SentencePiece then marks it word-initial, as pre-split input should be);
     its tag goes to its first sub-token (word_ids), -100 to the other sub-tokens and the framing."""
-    ids, tgt, cut = [bos], [IGNORE_INDEX], False
+    ids, tgt, cut = [], [], False
+    budget = max_len - framing.n_special()
     for word, tag in zip(e.words, e.tags):
-        pieces = encoder.encode(word) or [encoder.encode("?")[0]]
-        if len(ids) + len(pieces) > max_len - 1:
+        pieces = encoder.encode(word, e.lang or None) or [encoder.encode("?", e.lang or None)[0]]
+        if len(ids) + len(pieces) > budget:
             cut = True
             break
         ids += pieces
         tgt += [_label(label_id, tag)] + [IGNORE_INDEX] * (len(pieces) - 1)
-    return ids + [eos], tgt + [IGNORE_INDEX], cut
+    return framing.frame(ids), framing.frame(tgt, special=lambda _: IGNORE_INDEX), cut
 
 
 class ExampleSource:
@@ -281,16 +283,6 @@ def accuracy_table(results: dict) -> str:
     lines += [f"{lang or '-':<8}{100 * acc:>9.2f}%" for lang, acc in results["per_lang"].items()]
     lines.append(f"{'all':<8}{100 * results['accuracy']:>9.2f}%  ({results['n']} targets)")
     return "\n".join(lines)
-
-
-def build_classifier(spec: str, task: str, num_labels: int, *, seed: int = 0):
-    cls = TokenClassifier if task == "token" else SequenceClassifier
-    if spec in list_presets() and not Path(spec).exists():
-        torch.manual_seed(seed)
-        model = cls(ModelConfig.from_preset(spec), num_labels=num_labels)
-        model.reset_parameters()
-        return model
-    return cls.from_pretrained(spec, num_labels=num_labels)
 
 
 def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequence[Example], cfg: FinetuneConfig,
@@ -369,7 +361,7 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, device: str | Non
     train, dev = _collect(cfg.train, cfg.task, cfg.lang), _collect(cfg.dev, cfg.task, cfg.lang)
     labels = cfg.labels or label_names(train)
     encoder = load_text_encoder(cfg.tokenizer or cfg.model)
-    model = build_classifier(cfg.model, cfg.task, len(labels), seed=cfg.seed).to(d.device)
+    model = build_model(cfg.model, cfg.task, seed=cfg.seed, num_labels=len(labels)).to(d.device)
     cfg = clamped(cfg, model)
     torch.manual_seed(cfg.seed)
     result = finetune(model, encoder, train, dev, cfg, labels=labels, dist=d, resume=resume)

@@ -13,13 +13,14 @@ import functools
 import glob
 import logging
 import math
+import re
 import shutil
 from pathlib import Path
 
 import torch
 
-from ..config import ModelConfig, list_presets
-from ..heads import CausalLM, MaskedLM
+from ..config import ModelConfig
+from ..tasks import build_model
 from . import distributed as D
 from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
@@ -31,26 +32,15 @@ from .trainer import CHECKPOINT, Trainer
 logger = logging.getLogger(__name__)
 
 
-def build_model(spec: str, objective: str, *, seed: int = 0):
-    """A preset name gives a randomly initialised model of that architecture (seeded); anything else is
-    loaded with from_pretrained (a folder, checkpoint file or hub name)."""
-    cls = CausalLM if objective == "clm" else MaskedLM
-    if spec in list_presets() and not Path(spec).exists():
-        torch.manual_seed(seed)
-        model = cls(ModelConfig.from_preset(spec))
-        model.reset_parameters()
-        return model
-    return cls.from_pretrained(spec)
-
-
 @functools.lru_cache(maxsize=4)
 def _text_encoder(tokenizer: str):
     """One tokenizer load for all the files of a run (a multilingual recipe binarizes hundreds)."""
     return load_text_encoder(tokenizer)
 
 
-def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size: int) -> str:
-    """The binarized prefix for `path`, binarizing a text file into OUT/data first (rank 0 only)."""
+def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size: int, lang: str | None = None) -> str:
+    """The binarized prefix for `path`, binarizing a text file into OUT/data first (rank 0 only) with the
+    tokenizer's rules for `lang` (XLM's Moses rules differ per language)."""
     if Path(path + ".json").is_file():
         return path
     if not Path(path).is_file():
@@ -62,7 +52,7 @@ def corpus_prefix(path: str, out: Path, d: D.Dist, tokenizer: str, *, vocab_size
         encoder = _text_encoder(tokenizer)
         if encoder.vocab_size > vocab_size:
             raise ValueError(f"tokenizer {tokenizer} has {encoder.vocab_size} ids, the model only {vocab_size}")
-        binarize(path, encoder.encode, prefix, vocab_size=vocab_size)
+        binarize(path, functools.partial(encoder.encode, lang=lang), prefix, vocab_size=vocab_size)
     D.barrier(d)
     return str(prefix)
 
@@ -103,10 +93,17 @@ def file_langs(files) -> list[str]:
     return [f"lang{i}" for i in range(len(files))]
 
 
+def _rules(lang: str) -> str | None:
+    """The language a file is tokenized with: its code, unless file_langs could only number the file
+    (lang0, lang1, ...), which names no tokenization rules."""
+    return None if re.fullmatch(r"lang\d+", lang) else lang
+
+
 def build_source(cfg: TrainConfig, model_cfg: ModelConfig, out: Path, d: D.Dist, *, seed: int, valid: bool = False):
-    """The batch source of the objective over the training inputs, or over `valid` (for mlm+tlm: MLM on it)."""
-    def prefix(path):
-        return corpus_prefix(path, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size)
+    """The batch source of the objective over the training inputs, or over `valid` (for mlm+tlm: MLM on it).
+    Text files are binarized with their language's tokenization rules."""
+    def prefix(path, lang):
+        return corpus_prefix(path, out, d, cfg.tokenizer, vocab_size=model_cfg.vocab_size, lang=_rules(lang))
 
     common = {"batch_size": cfg.batch_size, "seq_len": cfg.seq_len, "seed": seed,
               "mlm_probability": cfg.mlm_probability, "word_ids": _word_ids(cfg)}
@@ -125,7 +122,7 @@ def _stream_source(cfg, model_cfg, entries, prefix, common, objective):
     langs = cfg.langs or tuple(file_langs(files))
     if len(langs) != len(files):
         raise ValueError(f"{len(files)} --train files but {len(langs)} --langs; give one language per file")
-    corpora = {lang: MemmapCorpus(prefix(f)) for lang, f in zip(langs, files)}
+    corpora = {lang: MemmapCorpus(prefix(f, lang)) for lang, f in zip(langs, files)}
     # Several languages: a corpus smaller than one batch is repeated rather than refused, so that small
     # languages can be mixed with large ones.
     return StreamSource(corpora, model_cfg, objective=objective, sample_alpha=cfg.sample_alpha,
@@ -148,7 +145,7 @@ def _tlm_source(cfg, model_cfg, entries, prefix, common):
     for k, (src, tgt) in enumerate(pairs):
         name = f"{langs[2 * k]}-{langs[2 * k + 1]}"
         name = name if name not in sources else f"{name}.{k}"
-        corpus = ParallelCorpus(prefix(src), prefix(tgt), repeat=len(pairs) > 1)
+        corpus = ParallelCorpus(prefix(src, langs[2 * k]), prefix(tgt, langs[2 * k + 1]), repeat=len(pairs) > 1)
         sources[name] = TLMSource(corpus, model_cfg, langs=langs[2 * k:2 * k + 2], reset_positions=cfg.reset_positions,
                                   **common)
         sizes[name] = len(corpus)
@@ -243,7 +240,7 @@ def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None =
 def _pretrain(cfg: TrainConfig, out: Path, *, resume: bool, device: str | None) -> list[dict]:
     d = D.setup(device)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg.model, cfg.objective, seed=cfg.seed)
+    model = build_model(cfg.model, "causal-lm" if cfg.objective == "clm" else "masked-lm", seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # the same dropout stream on every rank and in every fresh run
     source = build_source(cfg, model.config, out, d, seed=cfg.seed)
     evaluate = None

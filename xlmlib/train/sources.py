@@ -1,7 +1,7 @@
 """Batch sources for pretraining: the global batch of step k as a pure function of (seed, k).
 
 Each source's batch(step) returns model inputs plus "labels" (-100 where nothing is predicted), ready
-for losses.MaskedOnlyLMLoss. Random draws (masking, language choice) use generators seeded by
+for train/losses.MaskedOnlyLMLoss. Random draws (masking, language choice) use generators seeded by
 (seed, step), never the global RNG, so a resumed run replays the same batches (data.py gives the same
 guarantee for the order of windows and pairs).
 """
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig
+from ..family import family_of
 from ..objectives import LanguageSampler, MaskingConfig, clm_batch, frequency_weights, mask_tokens, tlm_batch
 from .data import MemmapCorpus, ParallelCorpus, TokenWindows
 
@@ -92,11 +93,10 @@ class StreamSource:
 
 
 class TLMSource:
-    """TLM: parallel pairs framed as one sequence (objectives.tlm_batch), both sides masked.
-
-    XLM frames both sides with </s> (`</s> s1 </s> </s> s2 </s>`); XLM-R-style models (head_style
-    "roberta") use <s> s1 </s></s> s2 </s>. Positions restart on side 2 (reset_positions) and are
-    shifted by the model's position_offset, since the model only adds it to positions it makes itself.
+    """TLM: parallel pairs framed as one sequence by the family's TLM framing (family.tlm_framing: XLM
+    `</s> s1 </s> </s> s2 </s>`, XLM-R `<s> s1 </s></s> s2 </s>`), both sides masked. Positions restart
+    on side 2 (reset_positions) and are shifted by the model's position_offset, since the model only
+    adds it to positions it makes itself.
     """
 
     def __init__(self, corpus: ParallelCorpus, cfg: ModelConfig, *, langs, batch_size: int, seq_len: int,
@@ -106,10 +106,11 @@ class TLMSource:
         self.corpus, self.cfg, self.langs, self.seed = corpus, cfg, tuple(langs), seed
         self.batch_size, self.reset_positions = batch_size, reset_positions
         self.word_ids = word_ids  # as in StreamSource
-        self.max_len = (seq_len - 4) // 2  # each side's content, so that the framed pair fits seq_len
+        self.framing = family_of(cfg).tlm_framing(cfg)
+        # each side's content, so that the framed pair fits seq_len
+        self.max_len = (seq_len - self.framing.n_special(pair=True)) // 2
         self.ids = lang_ids(cfg, self.langs)
         self.masking = masking_for(cfg, mlm_probability)
-        self.bos = cfg.bos_index if cfg.head_style == "roberta" else cfg.eos_index
 
     @property
     def batches_per_epoch(self) -> int:
@@ -119,8 +120,8 @@ class TLMSource:
         pairs = self.corpus.batch(step, self.batch_size, seed=self.seed)
         cfg = self.cfg
         ids = [self.ids.get(code, 0) for code in self.langs]
-        out = tlm_batch(pairs, lang1_id=ids[0], lang2_id=ids[1], pad_id=cfg.pad_index, bos_id=self.bos,
-                        eos_id=cfg.eos_index, reset_positions=self.reset_positions, max_len=self.max_len)
+        out = tlm_batch(pairs, framing=self.framing, lang1_id=ids[0], lang2_id=ids[1], pad_id=cfg.pad_index,
+                        reset_positions=self.reset_positions, max_len=self.max_len)
         words = self.word_ids(out["input_ids"]) if self.word_ids is not None else None
         m = mask_tokens(out["input_ids"], self.masking, generator=step_generator(self.seed, step), word_ids=words)
         out["input_ids"], out["labels"] = m.input_ids, m.labels

@@ -1,8 +1,10 @@
-"""What training needs from a tokenizer: `encode(text) -> list[int]` (no framing) and `vocab_size`.
+"""What training needs from a tokenizer: `encode(text, lang) -> list[int]` (no framing) and `vocab_size`.
 
 Special ids (pad, </s>, <mask>, ...) come from the model's config, not the tokenizer, so anything with
 these two members works: xlmlib.Tokenizer (through TokenizerAdapter), or WordVocab, a whitespace
-tokenizer over a fixed word list for synthetic corpora, tests and notebooks.
+tokenizer over a fixed word list for synthetic corpora, tests and notebooks. Every corpus knows its
+language (pretraining --langs, the lang column of fine-tuning data) and passes it: XLM's Moses rules
+(apostrophes, non-breaking prefixes, Romanian, zh/th/ja segmentation) depend on it.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ VOCAB_FILE = "vocab.txt"
 
 
 def _has_tokenizer(folder: Path) -> bool:
-    from ..checkpoint.load import TOKENIZER_FILES
+    from ..checkpoint.load import tokenizer_files_in
 
-    return any((folder / name).is_file() for name in TOKENIZER_FILES) or any(folder.glob("codes*"))
+    return bool(tokenizer_files_in(folder)) or any(folder.glob("codes*"))
 
 
 class TextEncoder(Protocol):
     vocab_size: int
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str, lang: str | None = None) -> list[int]: ...
 
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
         """Word index per token of encoded rows (B T), -1 on specials (whole-word masking)."""
@@ -62,7 +64,8 @@ class WordVocab:
         Path(directory).mkdir(parents=True, exist_ok=True)
         self.save(Path(directory) / VOCAB_FILE)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, lang: str | None = None) -> list[int]:
+        """Whitespace words; `lang` is accepted for the TextEncoder interface and changes nothing here."""
         return [self.ids.get(w, self.unk_id) for w in text.split()]
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -81,8 +84,8 @@ class TokenizerAdapter:
         self.tokenizer = tokenizer
         self.vocab_size = int(tokenizer.vocab_size)
 
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+    def encode(self, text: str, lang: str | None = None) -> list[int]:
+        return list(self.tokenizer.encode(text, lang=lang or None, add_special_tokens=False))
 
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
         return self.tokenizer.word_ids_from_ids(ids)
@@ -99,9 +102,6 @@ def load_text_encoder(src: str) -> TextEncoder:
         return WordVocab.from_file(path)
     if path.is_dir() and (path / VOCAB_FILE).is_file() and not _has_tokenizer(path):
         return WordVocab.from_file(path / VOCAB_FILE)  # a folder a WordVocab was saved into
-    try:
-        from xlmlib import Tokenizer
-    except ImportError as err:
-        raise RuntimeError(f"cannot load tokenizer {src!r}: this xlmlib has no Tokenizer ({err}); "
-                           "pass a word-list .txt or binarized corpora instead") from err
+    from ..tokenize import Tokenizer
+
     return TokenizerAdapter(Tokenizer.from_pretrained(src))
