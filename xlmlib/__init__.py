@@ -1,6 +1,6 @@
 """xlmlib: XLM and XLM-RoBERTa in plain PyTorch."""
 
-from .api import embed, fill_mask, generate, load
+from .api import InputTooLong, embed, fill_mask, finetune, generate, load
 from .checkpoint import CheckpointError
 from .checkpoint.convert import convert
 from .config import ModelConfig, list_presets
@@ -23,8 +23,9 @@ from .trim import trim_vocab
 __version__ = "0.1.0"
 
 __all__ = [
-    "CausalLM", "CheckpointError", "Encoder", "KVCache", "MaskedLM", "ModelConfig", "MultipleChoice", "Output",
-    "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier", "TokenClassifier", "Tokenizer",
-    "Translator", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels", "convert", "embed", "fill_mask",
-    "generate", "learn_bpe", "list_presets", "load", "translate", "trim_vocab",
+    "CausalLM", "CheckpointError", "Encoder", "InputTooLong", "KVCache", "MaskedLM", "ModelConfig",
+    "MultipleChoice", "Output", "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier",
+    "TokenClassifier", "Tokenizer", "Translator", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels",
+    "convert", "embed", "fill_mask", "finetune", "generate", "learn_bpe", "list_presets", "load", "translate",
+    "trim_vocab",
 ]

@@ -3,6 +3,7 @@ generate text."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -11,6 +12,7 @@ from tqdm.auto import tqdm
 from . import hub, tasks
 from .generate import GenerationConfig, generate_ids
 from .tokenize import Tokenizer
+from .tokenize.base import warn_truncated
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,8 @@ def fill_mask(model, tok, text: str, top_k: int = 5, lang: str | None = None) ->
     mask = tok.id_to_token(tok.mask_id)
     if mask not in text:
         raise ValueError(f"no mask token {mask!r} in the text")
-    batch = tok([text], **_lang_kwargs(model, lang))
+    # Never cut: the mask could be cut away; a text longer than the model's limit raises in the model instead.
+    batch = tok([text], truncation=False, **_lang_kwargs(model, lang))
     device = next(model.parameters()).device
     ids = batch["input_ids"].to(device)
     kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
@@ -84,21 +87,48 @@ def fill_mask(model, tok, text: str, top_k: int = 5, lang: str | None = None) ->
     return results
 
 
+class InputTooLong(ValueError):
+    """A text longer than the model takes, with truncation=False; `index` is its position in the input."""
+
+    def __init__(self, index: int, n_tokens: int, limit: int):
+        super().__init__(f"text {index} has {n_tokens} tokens; the model takes at most {limit} "
+                         "(truncation=True cuts it, with a warning)")
+        self.index, self.n_tokens, self.limit = index, n_tokens, limit
+
+
+def _fit(batch, index, limit: int, truncation: bool, eos: int) -> int:
+    """Cut rows longer than `limit` to `limit` tokens ending in </s> (in place); returns how many were cut.
+    With truncation=False the first such row raises InputTooLong instead."""
+    lengths = batch["attention_mask"].sum(1)
+    long_rows = (lengths > limit).nonzero().flatten().tolist()
+    if long_rows and not truncation:
+        row = long_rows[0]
+        raise InputTooLong(index[row], int(lengths[row]), limit)
+    if long_rows:
+        for key in list(batch):
+            batch[key] = batch[key][:, :limit].clone()
+        batch["input_ids"][long_rows, limit - 1] = eos
+    return len(long_rows)
+
+
 @torch.no_grad()
 def embed(model, tok, texts, *, pooling: str = "mean", normalize: bool = True, batch_size: int = 32,
-          lang: str | None = None, progress: bool | None = None) -> torch.Tensor:
+          lang: str | None = None, progress: bool | None = None, truncation: bool = True) -> torch.Tensor:
     """Sentence vectors (N D). Texts are sorted by length and batched so little compute goes to padding;
-    the result comes back in input order."""
+    the result comes back in input order. Texts longer than the model takes (XLM-R: 512 tokens) are cut to
+    that length with one TruncationWarning saying how many; truncation=False raises InputTooLong instead."""
     if pooling not in ("mean", "cls"):
         raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
     texts = [texts] if isinstance(texts, str) else list(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     device = next(model.parameters()).device
     show = progress if progress is not None else len(texts) > 10 * batch_size
-    out = torch.empty(len(texts), model.config.dim)
+    limit = min(model.config.max_tokens, getattr(tok, "model_max_length", model.config.max_tokens))
+    out, n_cut = torch.empty(len(texts), model.config.dim), 0
     for start in tqdm(range(0, len(texts), batch_size), disable=not show, desc="embed", unit="batch"):
         index = order[start:start + batch_size]
-        batch = tok([texts[i] for i in index], **_lang_kwargs(model, lang))
+        batch = dict(tok([texts[i] for i in index], truncation=False, **_lang_kwargs(model, lang)))
+        n_cut += _fit(batch, index, limit, truncation, model.config.eos_index)
         mask = batch["attention_mask"].to(device)
         kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
         h = model(batch["input_ids"].to(device), attention_mask=mask, **kwargs).last_hidden_state.float()
@@ -110,6 +140,7 @@ def embed(model, tok, texts, *, pooling: str = "mean", normalize: bool = True, b
         if normalize:
             vec = torch.nn.functional.normalize(vec, dim=-1)
         out[index] = vec.cpu()
+    warn_truncated(n_cut, len(texts), limit, "embed")
     return out
 
 
@@ -136,4 +167,53 @@ def generate(model, tok, prompt, *, lang: str | None = None, **options) -> list[
     return [tok.decode(row[width:].tolist(), skip_special_tokens=True) for row in out.cpu()]
 
 
-__all__ = ["embed", "fill_mask", "generate", "load"]
+# Fields of FinetuneConfig that xlmlib.finetune takes as its own arguments, not as **options.
+_FINETUNE_OWN = ("model", "task", "train", "dev", "test", "labels", "lang", "tokenizer", "out")
+
+
+def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "", out=None, **options) -> dict:
+    """Fine-tune `model` in place: a SequenceClassifier or TokenClassifier with the tokenizer that
+    xlmlib.load returned (each input is framed once, by the model's family). train / dev / test: a
+    TSV / JSONL / CoNLL path, a list of paths, or a list of dicts ({"text" | "premise" | "sentence1",
+    "text_pair" | "hypothesis" | "sentence2", "label", "lang"}; token tasks {"words", "tags"}).
+    options: FinetuneConfig fields (steps, lr, batch_size, max_len, eval_every, patience, ...).
+    The best dev model, with its tokenizer, is kept in OUT/best (OUT: a new temporary folder unless given)
+    and loaded back into `model`. Returns {"best", "records", "labels", "test", "out"}."""
+    from .train import finetune as ft
+    from .train.config import FinetuneConfig, config_from_dict
+
+    task = _finetune_task(model)
+    clash = sorted(set(options) & set(_FINETUNE_OWN))
+    if clash:
+        raise TypeError(f"finetune() takes {', '.join(clash)} as its own arguments, not as options")
+    train_ex, dev_ex, test_ex = (ft.to_examples(x, task, lang=lang, what=name)
+                                 for x, name in ((train, "train"), (dev, "dev"), (test, "test")))
+    labels = tuple(labels) if labels is not None else ft.label_names(train_ex)
+    if len(labels) != model.config.num_labels:
+        raise ValueError(f"the model has {model.config.num_labels} labels but the data has {len(labels)} "
+                         f"({', '.join(labels)}); load it with num_labels={len(labels)} or pass labels=")
+    cfg = config_from_dict(FinetuneConfig, {**options, "task": task, "labels": labels}, where="finetune() options")
+    encoder, cfg = ft.text_encoder(tok), ft.clamped(cfg, model)
+    if out is None:  # made only once everything above is known to be usable
+        import tempfile
+
+        out = tempfile.mkdtemp(prefix="xlmlib-finetune-")
+        logger.info("fine-tuning into %s", out)
+    cfg = dataclasses.replace(cfg, out=str(out))
+    result = ft.finetune(model, encoder, train_ex, dev_ex, cfg, labels=labels)
+    result["labels"], result["out"] = list(labels), str(out)
+    codes = sorted({e.lang for e in [*train_ex, *dev_ex]})
+    result["test"] = ft.evaluate_examples(model, encoder, test_ex, cfg, labels, lang_codes=codes) if test_ex else None
+    return result
+
+
+def _finetune_task(model) -> str:
+    """The fine-tuning task of the model's class, as the task registry declares it (tasks.finetune_tasks)."""
+    for name, cls in tasks.finetune_tasks().items():
+        if isinstance(model, cls):
+            return name
+    raise TypeError(f"finetune() trains a SequenceClassifier or TokenClassifier, got {type(model).__name__}: "
+                    "load it with xlmlib.load(src, task='sequence-classification', num_labels=N)")
+
+
+__all__ = ["InputTooLong", "embed", "fill_mask", "finetune", "generate", "load"]

@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
 
 from . import cli_mt
+from .cli_flags import add_config_args, add_run_args, comma_list, config_of
 from .hub import DEFAULT_MODEL
 
 logger = logging.getLogger("xlmlib.cli")
 
 
 def _configure_info(p: argparse.ArgumentParser) -> None:
-    p.add_argument("src", help="model folder, checkpoint file or hub name")
+    p.add_argument("src", help="model folder, checkpoint file (also a training checkpoint.pt) or hub name")
 
 
 def _run_info(args) -> int:
@@ -36,6 +36,8 @@ def _run_info(args) -> int:
         print(f"file size:   {weights.stat().st_size:,} bytes ({weights.name})")
     langs = ", ".join(cfg.langs) if cfg.langs else "-"
     print(f"languages:   {langs} ({'language embeddings' if cfg.has_lang_emb else 'no language embeddings'})")
+    if ckpt.training:
+        _print_training(ckpt.training, args.src)
     return 0
 
 
@@ -53,27 +55,54 @@ def _trimmed_from(source: str) -> str:
     return f" (trimmed from {r['vocab_before']:,}{before}; {100 * r['unk_rate']:.1f}% of the corpus became <unk>)"
 
 
+def _print_training(t: dict, src: str) -> None:
+    """What a training checkpoint resumes: the verb is inferred from the config it holds."""
+    verb = "finetune" if "task" in t else "train-mt" if "mt_steps" in t else "pretrain"
+    done = t["step"] >= t.get("steps", t["step"] + 1)
+    print(f"training:    step {t['step']} of {t.get('steps', '?')}"
+          + (" (finished)" if done else "") + f", {verb} {t.get('objective') or t.get('task') or ''}".rstrip())
+    print(f"             lr {t.get('lr')}, batch size {t.get('batch_size')}")
+    out = t.get("out") or str(Path(src).parent)
+    print(f"resume:      xlmlib {verb} --out {out} ... --resume  (with the options of the original run)")
+
+
 def _model_args(p: argparse.ArgumentParser, *, default: str | None = None) -> None:
     if default:
         p.add_argument("--model", default=default, help=f"model folder, checkpoint file or hub name (default: "
                        f"{default}, the small model shipped with xlmlib)")
     else:
-        p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name")
-    p.add_argument("--lang", default=None, help="language code (models with language embeddings)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when present)")
+        p.add_argument("--model", required=True, help="model folder, checkpoint file or hub name (required)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer folder, .model file or hub name (default: the tokenizer beside --model)")
+    p.add_argument("--lang", default=None,
+                   help="language code, e.g. en (default: none; required by models with language embeddings)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto: CUDA when present (default: auto)")
+
+
+def _load(args, task: str):
+    """(model, tokenizer) for an inference verb: --tokenizer wins over the files beside --model."""
+    from .api import load
+
+    model, tok = load(args.model, task=task, device=args.device)
+    if args.tokenizer:
+        from .tokenize import Tokenizer
+
+        tok = Tokenizer.from_pretrained(args.tokenizer)
+    if tok is None:
+        raise FileNotFoundError(f"no tokenizer files beside {args.model}; pass --tokenizer")
+    return model, tok
 
 
 def _configure_fill_mask(p: argparse.ArgumentParser) -> None:
     _model_args(p, default=DEFAULT_MODEL)
     p.add_argument("text", help="text with <mask> (XLM-R) or <special1> (XLM)")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="candidates per mask (default: 5)")
 
 
 def _run_fill_mask(args) -> int:
-    from .api import fill_mask, load
+    from .api import fill_mask
 
-    model, tok = load(args.model, task="masked-lm", device=args.device)
-    _need_tokenizer(tok, args.model)
+    model, tok = _load(args, "masked-lm")
     for k, candidates in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k, lang=args.lang)):
         print(f"mask {k + 1}:")
         for c in candidates:
@@ -83,25 +112,30 @@ def _run_fill_mask(args) -> int:
 
 def _configure_embed(p: argparse.ArgumentParser) -> None:
     _model_args(p, default=DEFAULT_MODEL)
-    p.add_argument("--input", required=True, help="text file, one sentence per line")
-    p.add_argument("--output", required=True, help="where to write the vectors (.npy)")
-    p.add_argument("--pooling", choices=("mean", "cls"), default="mean")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--input", required=True, help="text file, one sentence per line (required)")
+    p.add_argument("--output", required=True, help="where to write the vectors, .npy (required)")
+    p.add_argument("--pooling", choices=("mean", "cls"), default="mean", help="mean of tokens or first token (default: mean)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default: 32)")
     p.add_argument("--no-normalize", action="store_true", help="keep raw vectors (default: unit length)")
+    p.add_argument("--no-truncation", action="store_true",
+                   help="fail on a line longer than the model takes (default: cut it, with a warning)")
 
 
 def _run_embed(args) -> int:
     import numpy as np
 
-    from .api import embed, load
+    from .api import InputTooLong, embed
     from .atomic import atomic_path
 
-    model, tok = load(args.model, task="encoder", device=args.device)
-    _need_tokenizer(tok, args.model)
+    model, tok = _load(args, "encoder")
     with open(args.input, encoding="utf-8") as fh:
         lines = [line.rstrip("\n") for line in fh]
-    vectors = embed(model, tok, lines, pooling=args.pooling, normalize=not args.no_normalize,
-                    batch_size=args.batch_size, lang=args.lang).numpy()
+    try:
+        vectors = embed(model, tok, lines, pooling=args.pooling, normalize=not args.no_normalize,
+                        batch_size=args.batch_size, lang=args.lang, truncation=not args.no_truncation).numpy()
+    except InputTooLong as err:
+        raise ValueError(f"{args.input}:{err.index + 1}: the line has {err.n_tokens} tokens; the model takes at "
+                         f"most {err.limit} (leave out --no-truncation to cut it)") from None
     with atomic_path(args.output) as tmp, open(tmp, "wb") as fh:
         np.save(fh, vectors)
     print(f"wrote {vectors.shape[0]} vectors of size {vectors.shape[1]} to {args.output}")
@@ -110,21 +144,20 @@ def _run_embed(args) -> int:
 
 def _configure_generate(p: argparse.ArgumentParser) -> None:
     _model_args(p)
-    p.add_argument("prompt")
-    p.add_argument("--max-new-tokens", type=int, default=20)
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--num-beams", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("prompt", help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=20, help="tokens to add (default: 20)")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (default: greedy)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest tokens, 0 = all (default: 0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0)")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search width, 1 = no beam (default: 1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: none)")
 
 
 def _run_generate(args) -> int:
-    from .api import generate, load
+    from .api import generate
 
-    model, tok = load(args.model, task="causal-lm", device=args.device)
-    _need_tokenizer(tok, args.model)
+    model, tok = _load(args, "causal-lm")
     text = generate(model, tok, args.prompt, lang=args.lang, max_new_tokens=args.max_new_tokens,
                     do_sample=args.sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                     num_beams=args.num_beams, seed=args.seed)[0]
@@ -132,17 +165,13 @@ def _run_generate(args) -> int:
     return 0
 
 
-def _need_tokenizer(tok, src) -> None:
-    if tok is None:
-        raise FileNotFoundError(f"no tokenizer files beside {src}")
-
-
 def _configure_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="model folder, fairseq model.pt, XLM .pth, .safetensors file or hub name")
     p.add_argument("dst", help="new folder to write (must not exist yet)")
-    p.add_argument("--to", choices=("xlmlib", "hf"), default="xlmlib", help="layout of the written folder")
+    p.add_argument("--to", choices=("xlmlib", "hf"), default="xlmlib",
+                   help="layout of the written folder (default: xlmlib)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                   help="dtype of the written weights")
+                   help="dtype of the written weights (default: float32)")
 
 
 def _run_convert(args) -> int:
@@ -156,10 +185,10 @@ def _run_convert(args) -> int:
 def _configure_trim(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="model folder, checkpoint or hub name (or a tokenizer alone, for a new model)")
     p.add_argument("dst", help="new folder to write (must not exist yet)")
-    p.add_argument("--corpus", nargs="+", required=True, help="text files whose pieces to keep (one sentence a line)")
+    p.add_argument("--corpus", nargs="+", required=True, help="text files whose pieces to keep, one sentence a line (required)")
     p.add_argument("--max-pieces", type=int, default=None, help="keep only the N most frequent pieces (default: all seen)")
-    p.add_argument("--keep", nargs="+", default=(), help="pieces to keep even when the corpus lacks them")
-    p.add_argument("--lang", default=None, help="language of the corpus (XLM's Moses rules; XLM-R ignores it)")
+    p.add_argument("--keep", nargs="+", default=(), help="pieces to keep even when the corpus lacks them (default: none)")
+    p.add_argument("--lang", default=None, help="language of the corpus for XLM's Moses rules; XLM-R ignores it (default: none)")
 
 
 def _run_trim(args) -> int:
@@ -172,80 +201,18 @@ def _run_trim(args) -> int:
     return 0
 
 
-def _files(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
-
-
-def _field_meta(cls, name: str) -> dict:
-    """A field's metadata (help, choices, ...), from the first class of the MRO that gives it (a subclass
-    that only changes a default keeps its parent's help)."""
-    for klass in cls.__mro__:
-        f = getattr(klass, "__dataclass_fields__", {}).get(name)
-        if f is not None and f.metadata:
-            return dict(f.metadata)
-    return {}
-
-
-def _shown(value) -> str:
-    if value in ((), ""):
-        return "none"
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def _add_config_args(p: argparse.ArgumentParser, cls) -> None:
-    """One flag per field of the config dataclass `cls`, with the field's help and default: a new field is a
-    flag the moment it exists. Every flag defaults to None ("not given") so a --config recipe value stands."""
-    p.add_argument("--config", help="a configs/tasks/*.toml recipe; command-line options override it")
-    for f in dataclasses.fields(cls):
-        meta = _field_meta(cls, f.name)
-        flag = "--" + f.name.replace("_", "-")
-        text = f"{meta.get('help') or f.name} (default: {_shown(f.default)})".replace("%", "%%")
-        choices = meta.get("choices")
-        choices = choices() if callable(choices) else choices
-        if isinstance(f.default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif isinstance(f.default, tuple):
-            metavar = meta.get("metavar")
-            p.add_argument(flag, nargs=len(metavar) if metavar else "+", metavar=metavar, default=None, help=text,
-                           type=float if "float" in str(f.type) else str)
-        else:
-            p.add_argument(flag, type=type(f.default), choices=choices, default=None, help=text)
-
-
-def _config(args, cls):
-    """The config of a run: the --config recipe (if any) with the flags given on top."""
-    from .train.config import config_from_dict, load_recipe
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    given = {k: v for k, v in vars(args).items() if v is not None and k in names}
-    for key, value in given.items():
-        if _field_meta(cls, key).get("comma"):
-            given[key] = [part for v in value for part in _files(v)]
-    if args.config:
-        cfg = load_recipe(args.config, given)
-        if not isinstance(cfg, cls):
-            raise ValueError(f"{args.config} is not a recipe for this command")
-        return cfg
-    return config_from_dict(cls, given)
-
-
-def _device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: this process's GPU, else cpu)")
-
-
 def _configure_pretrain(p: argparse.ArgumentParser) -> None:
     from .train.config import TrainConfig
 
-    _add_config_args(p, TrainConfig)
-    _device_arg(p)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add_config_args(p, TrainConfig)
+    add_run_args(p)
 
 
 def _run_pretrain(args) -> int:
     from .train.config import TrainConfig
     from .train.pretrain import run_pretrain
 
-    records = run_pretrain(_config(args, TrainConfig), resume=args.resume, device=args.device)
+    records = run_pretrain(config_of(args, TrainConfig), resume=args.resume, device=args.device)
     if records:
         last = records[-1]
         print(f"step {last['step']}: loss {last.get('loss', float('nan')):.4f}")
@@ -253,8 +220,9 @@ def _run_pretrain(args) -> int:
 
 
 def _configure_preprocess(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tokenizer", required=True, help="tokenizer source, or a word-list .txt")
-    p.add_argument("--out", required=True, help="folder for the binarized corpora (NAME.ids.bin/.offsets.bin/.json)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer source, or a word-list .txt (required)")
+    p.add_argument("--out", required=True,
+                   help="folder for the binarized corpora, NAME.ids.bin/.offsets.bin/.json (required)")
     p.add_argument("--langs", help="comma-separated language codes, one per input file, e.g. en,fr (XLM's "
                    "tokenization rules depend on the language; default: the tokenizer's default language)")
     p.add_argument("inputs", nargs="+", help="text files, one sentence per line")
@@ -267,7 +235,7 @@ def _run_preprocess(args) -> int:
     from .train.data import binarize
     from .train.text import load_text_encoder
 
-    langs = _files(args.langs) if args.langs else [None] * len(args.inputs)
+    langs = comma_list(args.langs) if args.langs else [None] * len(args.inputs)
     if len(langs) != len(args.inputs):
         raise ValueError(f"{len(args.inputs)} input files but {len(langs)} --langs; give one language per file")
     encoder = load_text_encoder(args.tokenizer)
@@ -281,15 +249,15 @@ def _run_preprocess(args) -> int:
 def _configure_finetune(p: argparse.ArgumentParser) -> None:
     from .train.config import FinetuneConfig
 
-    _add_config_args(p, FinetuneConfig)
-    _device_arg(p)
+    add_config_args(p, FinetuneConfig)
+    add_run_args(p)
 
 
 def _run_finetune(args) -> int:
     from .train.config import FinetuneConfig
     from .train.finetune import accuracy_table, run_finetune
 
-    result = run_finetune(_config(args, FinetuneConfig), device=args.device)
+    result = run_finetune(config_of(args, FinetuneConfig), resume=args.resume, device=args.device)
     best = result["best"]
     print(f"best dev accuracy {100 * best['accuracy']:.2f}% at step {best['step']}")
     for path, res in result["test"].items():
@@ -341,7 +309,7 @@ VERBS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlmlib", description="XLM and XLM-R in plain PyTorch")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging (default: off)")
     sub = parser.add_subparsers(dest="verb", required=True)
     for name, (help_text, configure, run) in VERBS.items():
         p = sub.add_parser(name, help=help_text.splitlines()[0], description=help_text,
@@ -351,13 +319,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(err, argv: list[str]) -> str:
+    """What Ctrl-C tells the user: where the state is, and the command that continues the run."""
+    import shlex
+
+    from .train.trainer import TrainingInterrupted
+
+    if not isinstance(err, TrainingInterrupted):
+        return "xlmlib: interrupted"
+    again = "xlmlib " + shlex.join([a for a in argv if a != "--resume"] + ["--resume"])
+    if err.checkpoint is not None:
+        return f"xlmlib: interrupted at step {err.step}; saved {err.checkpoint}\ncontinue with: {again}"
+    if err.last is not None:
+        return f"xlmlib: interrupted at step {err.step}; the last checkpoint is {err.last}\ncontinue with: {again}"
+    return f"xlmlib: interrupted at step {err.step}; no checkpoint was written yet"
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return args._run(args)
-    except KeyboardInterrupt:
-        print("xlmlib: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(_interrupted(err, [str(a) for a in argv]), file=sys.stderr)
         return 130
     except Exception as err:  # one clear line for users; --debug shows the traceback
         if args.debug:

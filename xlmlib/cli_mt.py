@@ -8,19 +8,25 @@ from contextlib import contextmanager
 
 
 def configure_translate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="Translator folder or original XLM MT .pth (codes*/vocab* beside)")
-    p.add_argument("--src", default=None, help="source language code (models with language embeddings)")
-    p.add_argument("--tgt", default=None, help="target language code")
-    p.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy decoding, as the original")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--model", required=True,
+                   help="Translator folder or original XLM MT .pth (codes*/vocab* beside) (required)")
+    p.add_argument("--src", default=None,
+                   help="source language code (default: none; required by models with language embeddings)")
+    p.add_argument("--tgt", default=None,
+                   help="target language code (default: none; required by models with language embeddings)")
+    p.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy decoding, as the original (default: 1)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: 32)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="default: int(1.5 * longest source of the batch + 10) slots, as the original")
-    p.add_argument("--length-penalty", type=float, default=1.0)
-    p.add_argument("--early-stopping", action="store_true")
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="beam search length penalty, as the original's (default: 1.0)")
+    p.add_argument("--early-stopping", action="store_true",
+                   help="the original's early stopping of beam search (default: off)")
     p.add_argument("--input", default=None, help="text file, one sentence per line (default: stdin)")
     p.add_argument("--output", default=None, help="where to write translations (default: stdout)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (CUDA when present)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on --input files")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto: CUDA when present (default: auto)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar on --input files (default: show it)")
 
 
 @contextmanager
@@ -70,20 +76,19 @@ def run_translate(args) -> int:
 
 
 def configure_train_mt(p: argparse.ArgumentParser) -> None:
-    from .cli import _add_config_args, _device_arg
+    from .cli_flags import add_config_args, add_run_args
     from .train.config import MTConfig
 
-    _add_config_args(p, MTConfig)
-    _device_arg(p)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    add_config_args(p, MTConfig)
+    add_run_args(p)
 
 
 def run_train_mt(args) -> int:
-    from .cli import _config
+    from .cli_flags import config_of
     from .train.config import MTConfig
     from .train.mt import run_train_mt as run
 
-    records = run(_config(args, MTConfig), resume=args.resume, device=args.device)
+    records = run(config_of(args, MTConfig), resume=args.resume, device=args.device)
     last = records[-1] if records else {}
     scores = " ".join(f"{k} {v}" for k, v in last.items() if k.startswith(("bleu_", "exact_", "words_")))
     print(f"step {last.get('step', 0)}: loss {last.get('loss', float('nan')):.4f} {scores}".rstrip())

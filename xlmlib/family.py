@@ -57,6 +57,7 @@ class Family:
     preset: str  # the architecture a checkpoint reader starts from; the file replaces what it decides
     hf_model_type: str  # transformers config.json model_type
     hf_prefix: str  # transformers class names: prefix + the task class's hf_suffix[head_style]
+    hf_tokenizer: str  # transformers' tokenizer class (tokenizer_config.json), for AutoTokenizer
     # XLM's own code frames every sentence `</s> A </s>` (xlm/data/dataset.py, concat_batches);
     # transformers' XLMTokenizer and every XLM-R tool open with <s>.
     opens_with_eos: bool
@@ -99,9 +100,10 @@ class Family:
 
 
 XLM = Family(name="XLM", head_style="xlm", pre_norm=False, preset="xlm-mlm-en-2048", hf_model_type="xlm",
-             hf_prefix="XLM", opens_with_eos=True, pair_gap=0, n_specials=14)
+             hf_prefix="XLM", hf_tokenizer="XLMTokenizer", opens_with_eos=True, pair_gap=0, n_specials=14)
 XLM_R = Family(name="XLM-R", head_style="roberta", pre_norm=False, preset="xlm-roberta-base",
-               hf_model_type="xlm-roberta", hf_prefix="XLMRoberta", opens_with_eos=False, pair_gap=1, n_specials=4)
+               hf_model_type="xlm-roberta", hf_prefix="XLMRoberta", hf_tokenizer="XLMRobertaTokenizer",
+               opens_with_eos=False, pair_gap=1, n_specials=4)
 XLM_R_XL = replace(XLM_R, name="XLM-R XL", pre_norm=True, preset="xlm-roberta-xl", hf_model_type="xlm-roberta-xl",
                    hf_prefix="XLMRobertaXL")
 FAMILIES = (XLM, XLM_R, XLM_R_XL)

@@ -73,12 +73,25 @@ def _download(name: str, revision: str) -> tuple[Path | None, str]:
     return None, "the download failed:\n  " + "\n  ".join(failures)
 
 
+# File endings of checkpoints and tokenizer files: a name ending so is a path, never a hub repository.
+_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".model", ".json", ".txt")
+
+
+def looks_local(name: str) -> bool:
+    """A path rather than a hub name: absolute, ./ ../ ~, a backslash, more than one "/" (hub names are
+    "name" or "org/name"), or a file ending. Such a name is never looked up in the hub cache."""
+    return (name.startswith((".", "~", "/")) or "\\" in name or name.count("/") > 1 or os.path.isabs(name)
+            or name.endswith(_FILE_SUFFIXES))
+
+
 def resolve(src, revision: str = "main") -> Path:
     """A local file or folder for `src`: an existing path, a cached hub snapshot, or a fresh download."""
     path = Path(os.fspath(src)).expanduser()
     if path.exists():
         return path
     name = os.fspath(src)
+    if isinstance(src, os.PathLike) or looks_local(name):
+        raise FileNotFoundError(f"{name}: no such file or directory")
     if name in shipped_models():
         return SHIPPED / name
     snap, looked = find_in_cache(name, revision)

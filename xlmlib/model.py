@@ -306,7 +306,7 @@ class Transformer(nn.Module):
         if langs is None:
             codes = ", ".join(f"{c}={i}" for i, c in enumerate(cfg.langs)) or f"0..{cfg.n_langs - 1}"
             raise ValueError(f"this model has language embeddings and needs `langs` (language ids: {codes})")
-        langs = torch.as_tensor(langs, device=input_ids.device)
+        langs = torch.as_tensor(_lang_codes_to_ids(langs, cfg), device=input_ids.device)
         if langs.dim() < 2:  # one id for everything, or one per sequence
             langs = langs.reshape(-1, 1).expand_as(input_ids)
         if not torch.compiler.is_compiling():
@@ -342,3 +342,19 @@ def init_weights(module: nn.Module, std: float) -> None:
 def fill_sinusoidal(embed: Embeddings) -> None:
     with torch.no_grad():
         embed.positions.weight.copy_(sinusoidal_table(*embed.positions.weight.shape))
+
+
+def _lang_codes_to_ids(langs, cfg):
+    """langs="en" (or one code per row) becomes ids through the config's language list; a model that does
+    not name its languages cannot map a code, so it says which ids it takes instead of torch's TypeError."""
+    codes = [langs] if isinstance(langs, str) else langs
+    if not isinstance(codes, (list, tuple)) or not codes or not all(isinstance(c, str) for c in codes):
+        return langs
+    if not cfg.langs:
+        raise ValueError(f"langs={langs!r}: this model does not name its languages; pass language ids "
+                         f"0..{cfg.n_langs - 1} instead of codes")
+    unknown = sorted({c for c in codes if c not in cfg.lang2id})
+    if unknown:
+        raise ValueError(f"unknown language {', '.join(map(repr, unknown))}; this model knows: {', '.join(cfg.langs)}")
+    ids = [cfg.lang2id[c] for c in codes]
+    return ids[0] if isinstance(langs, str) else ids

@@ -49,11 +49,22 @@ def test_mt_encoder_loads_decoder_is_refused(tmp_path):
         read_checkpoint(path, part="decoder")
 
 
-def test_missing_codes(tmp_path):
+def test_weights_info_and_convert_need_no_codes_file(tmp_path, capsys):
+    """The BPE codes belong to the tokenizer: without them the weights still load, `info` and `convert`
+    work, and only asking for a tokenizer reports the missing codes."""
+    from xlmlib.cli import main
+
     hf = build("XLMWithLMHeadModel", xlm_config(), tmp_path / "hf")
     path = write_xlm(tmp_path / "xlm", hf, codes=False)
-    with pytest.raises(FileNotFoundError, match="codes"):
-        read_checkpoint(path)
+    assert read_checkpoint(path).tokenizer_files == {}
+    assert max_diff(hf, xlmlib.MaskedLM.from_pretrained(path), pad_id=2, langs=True) <= ATOL
+    assert main(["info", str(path)]) == 0 and "xlm-pth" in capsys.readouterr().out
+    assert main(["convert", str(path), str(tmp_path / "converted")]) == 0
+    assert (tmp_path / "converted" / "model.safetensors").is_file()
+    with pytest.raises(FileNotFoundError, match="codes_"):
+        xlmlib.Tokenizer.from_pretrained(path.parent)
+    model, tok = xlmlib.load(path)
+    assert tok is None and isinstance(model, xlmlib.MaskedLM)
 
 
 def test_dico_size_mismatch(tmp_path):

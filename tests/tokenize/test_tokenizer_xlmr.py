@@ -151,7 +151,9 @@ def test_errors(xlmr, tmp_path):
 
 def test_save_pretrained_round_trip(xlmr, tmp_path, tatoeba):
     xlmr.save_pretrained(tmp_path / "saved")
-    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["sentencepiece.bpe.model", "tokenizer_config.json"]
+    # special_tokens_map.json: transformers' AutoTokenizer reads the folder too (XLMRobertaTokenizer)
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [
+        "sentencepiece.bpe.model", "special_tokens_map.json", "tokenizer_config.json"]
     again = Tokenizer.from_pretrained(tmp_path / "saved")
     assert isinstance(again, XLMRTokenizer)
     lines = tatoeba("deu")[:200]

@@ -75,6 +75,20 @@ def _copy_tokenizer(ckpt: Checkpoint, folder: Path) -> None:
         (folder / "vocab").write_text("".join(f"{w} 0\n" for w in ckpt.vocab[14:]), encoding="utf-8")
 
 
+def _hf_tokenizer(folder: Path) -> None:
+    """Rewrite the copied tokenizer through our save_pretrained, which writes the files and the class name
+    transformers' AutoTokenizer expects (older xlmlib folders said "XLMRTokenizer"; XLM's released
+    codes_* / vocab_* become vocab.json + merges.txt)."""
+    from ..tokenize import Tokenizer
+
+    try:
+        tok = Tokenizer.from_pretrained(folder)
+    except (FileNotFoundError, ValueError) as err:  # the weights convert even when the tokenizer cannot
+        logger.warning("tokenizer not exported for transformers (%s); it will need its own tokenizer", err)
+        return
+    tok.save_pretrained(folder)
+
+
 def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None) -> float:
     """Write `src` as an `to` ("xlmlib" | "hf") folder at `dst`; return the max |difference| of outputs."""
     if to not in FORMATS:
@@ -94,6 +108,8 @@ def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None
         with atomic_dir(dst) as tmp:
             save_model(reference.to(dtype), tmp, format=to)
             _copy_tokenizer(ckpt, tmp)
+            if to == "hf":
+                _hf_tokenizer(tmp)
             steps.update()
             diff = _verify(cls, ckpt, tmp, dtype)
             steps.update()

@@ -33,7 +33,15 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "trim.json", "tokenizer.json", "tokenizer_config.json",
                    "special_tokens_map.json", "vocab.json", "merges.txt", "dict.txt")
 
-__all__ = ["Checkpoint", "load_model", "read_checkpoint"]
+__all__ = ["Checkpoint", "load_model", "read_checkpoint", "tokenizer_files_in"]
+
+
+def tokenizer_files_in(folder: Path) -> dict[str, Path]:
+    """The tokenizer files in a folder (name -> path), the one list convert copies and folders are read with:
+    TOKENIZER_FILES, and XLM's released BPE files (codes_enfr + vocab_enfr, ...) kept beside the weights."""
+    found = {name: folder / name for name in TOKENIZER_FILES if (folder / name).is_file()}
+    found.update({p.name: p for p in sorted(folder.glob("codes_*")) + sorted(folder.glob("vocab_*")) if p.is_file()})
+    return found
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -101,6 +109,8 @@ def _read_pickled(path: Path, part: str | None) -> Checkpoint:
         raise CheckpointError(f"{path}: not a checkpoint (the pickle holds a {type(payload).__name__}, not a dict)")
     if "params" in payload and ("model" in payload or "encoder" in payload):
         return read_xlm_pth(path, payload, part)
+    if {"step", "model", "train_config", "model_config"} <= set(payload):
+        return _read_training(path, payload)
     if part is not None:
         raise CheckpointError(f"{path}: part={part!r} applies only to original XLM translation checkpoints")
     if "model" in payload and ("args" in payload or "cfg" in payload):
@@ -110,12 +120,25 @@ def _read_pickled(path: Path, part: str | None) -> Checkpoint:
                           "(model + args/cfg) or original XLM (model or encoder/decoder + params)")
 
 
+def _read_training(path: Path, payload: dict) -> Checkpoint:
+    """Our trainer's checkpoint.pt (train/trainer.py Trainer.save): the model sits under `model.` in the
+    loss module's state; the tokenizer, when the run had one, is in OUT/model beside it."""
+    config = ModelConfig.from_dict(payload["model_config"])
+    state = {k[len("model."):]: v for k, v in payload["model"].items() if k.startswith("model.")}
+    training = {"step": int(payload["step"]), **{k: payload["train_config"].get(k) for k in
+                ("steps", "objective", "task", "mt_steps", "lr", "batch_size", "out") if k in payload["train_config"]}}
+    ckpt = Checkpoint(config, state, str(path), f"xlmlib training checkpoint (step {training['step']})",
+                      training=training)
+    ckpt.tokenizer_files = tokenizer_files_in(path.parent / "model")
+    return ckpt
+
+
 def _read_folder(path: Path, weights: dict, source: str | None = None) -> Checkpoint:
     meta = _read_json(path / "config.json")
     ckpt = _read_xlmlib(path, meta, weights) if "xlmlib_format" in meta else _read_hf(path, meta, weights)
     if source:
         ckpt.source = source
-    ckpt.tokenizer_files = {name: path / name for name in TOKENIZER_FILES if (path / name).is_file()}
+    ckpt.tokenizer_files = tokenizer_files_in(path)
     return ckpt
 
 

@@ -23,3 +23,5 @@ class Checkpoint:
     tokenizer_files: dict[str, Path] = field(default_factory=dict)
     # Vocabulary stored inside the checkpoint itself (original XLM `dico_id2word`), in id order.
     vocab: tuple[str, ...] = ()
+    # An xlmlib training checkpoint (checkpoint.pt): step, train_config and what --resume continues.
+    training: dict = field(default_factory=dict)

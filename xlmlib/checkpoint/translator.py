@@ -17,13 +17,13 @@ import torch
 from .. import hub, tasks
 from ..config import ModelConfig
 from .load import (
-    TOKENIZER_FILES,
     XLMLIB_FORMAT,
     _init_missing,
     _read_json,
     _SkipRandomInitOnMeta,
     read_checkpoint,
     read_weights,
+    tokenizer_files_in,
 )
 from .mapping import CheckpointError, Table, to_internal
 from .record import Checkpoint
@@ -75,7 +75,7 @@ def read_mt_pth(path: Path) -> tuple[Checkpoint, dict]:
         n = config.n_layers if name == "encoder" else n_dec
         mapped = to_internal(table, parts[name], n, "xlm", f"{source} [{name}]")
         state.update({f"{name}.{k}": v for k, v in mapped.items()})
-    found = [_companion(path, "codes", False), _companion(path, "vocab", False)]
+    found = [_companion(path, "codes"), _companion(path, "vocab")]
     ckpt = Checkpoint(config, state, source, "xlm-pth (translation)", task=TASK,
                       tokenizer_files={p.name: p for p in found if p is not None},
                       vocab=_vocab(payload, config.vocab_size, source))
@@ -100,7 +100,7 @@ def read_translator(src) -> tuple[Checkpoint, dict]:
         if meta["xlmlib_format"] != XLMLIB_FORMAT:
             raise CheckpointError(f"{path}/config.json: xlmlib_format {meta['xlmlib_format']} is not {XLMLIB_FORMAT}")
         ckpt = Checkpoint(ModelConfig.from_dict(meta["model"]), read_weights(path), str(path), "xlmlib", task=TASK)
-        ckpt.tokenizer_files = {n: path / n for n in TOKENIZER_FILES if (path / n).is_file()}
+        ckpt.tokenizer_files = tokenizer_files_in(path)
         return ckpt, dict(meta.get("head_options", {}))
     return read_mt_pth(_pth_in(path) if path.is_dir() else path)
 

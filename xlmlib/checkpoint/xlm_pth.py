@@ -85,7 +85,7 @@ def _vocab(payload: dict, rows: int, source: str) -> tuple[str, ...]:
     return tuple(id2word[i] for i in range(rows))
 
 
-def _companion(path: Path, stem: str, required: bool) -> Path | None:
+def _companion(path: Path, stem: str) -> Path | None:
     """The one file named `stem`* beside the checkpoint (XLM ships codes_xnli_15 + vocab_xnli_15, ...)."""
     found = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(stem))
     if len(found) == 1:
@@ -93,8 +93,6 @@ def _companion(path: Path, stem: str, required: bool) -> Path | None:
     if len(found) > 1:
         raise CheckpointError(f"{path}: several {stem}* files beside it ({', '.join(p.name for p in found)}); "
                               "keep only the one that belongs to this model")
-    if required:
-        raise FileNotFoundError(f"{path}: an XLM checkpoint needs its BPE codes file (codes*) beside it; none in {path.parent}")
     return None
 
 
@@ -104,7 +102,9 @@ def read_xlm_pth(path: Path, payload: dict, part: str | None = None) -> Checkpoi
     params = plain(payload["params"])
     config = _config(params, state, source)
     vocab = _vocab(payload, config.vocab_size, source)
-    found = [_companion(path, "codes", True), _companion(path, "vocab", False)]
+    # The BPE codes are needed only for a tokenizer (Tokenizer.from_pretrained reports their absence);
+    # weights, info and convert work without them.
+    found = [_companion(path, "codes"), _companion(path, "vocab")]
     files = {p.name: p for p in found if p is not None}
     ours = to_internal(XLM_PTH, state, config.n_layers, "xlm", source)
     return Checkpoint(config, ours, source, "xlm-pth", tokenizer_files=files, vocab=vocab)

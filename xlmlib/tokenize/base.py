@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,17 @@ from ..family import Framing
 from .words import word_ids_for, word_ids_from_tables
 
 CONFIG_NAME = "tokenizer_config.json"
+
+
+class TruncationWarning(UserWarning):
+    """Text was cut to fit a length limit (one warning per call, with how many sequences and to what length)."""
+
+
+def warn_truncated(n_cut: int, n_total: int, length: int, where: str, *, stacklevel: int = 3) -> None:
+    """One warning for all the sequences a call cut, never one per sequence."""
+    if n_cut:
+        warnings.warn(f"{where}: truncated {n_cut} of {n_total} sequences to {length} tokens "
+                      "(truncation=False keeps them whole)", TruncationWarning, stacklevel=stacklevel)
 
 
 class Batch(dict):
@@ -249,10 +261,12 @@ class BaseTokenizer:
         if second is None and not return_offsets:
             flat, lens = self._encode_flat(first, langs)
             ids, mask = self._assemble_flat(flat, lens, max_len if strategy else None, pad_to)
-            rows = None
+            rows, n_cut = None, int((lens + self.framing.n_special() > max_len).sum()) if strategy else 0
         else:
-            rows = self._rows(first, second, langs, return_offsets, max_len, strategy)
+            rows, n_cut = self._rows(first, second, langs, return_offsets, max_len, strategy)
             ids, mask = _pad_rows([r[0] for r in rows], self.pad_id, pad_to)
+        # The tokenizer's documented behaviour: truncation=True cuts to max_length (model_max_length) and says so.
+        warn_truncated(n_cut, len(first), max_len, type(self).__name__)
         rows = rows if return_offsets else None
         return self._finish(ids, mask, rows, first, second, langs, return_tensors, single)
 
@@ -260,15 +274,16 @@ class BaseTokenizer:
         enc_a = [self._encode_one(t, lg, with_offsets) for t, lg in zip(first, langs)]
         enc_b = [None] * len(first) if second is None else [
             self._encode_one(t, lg, with_offsets) for t, lg in zip(second, langs)]
-        rows = []
+        rows, n_cut = [], 0
         for a, b in zip(enc_a, enc_b):
             pa = list(zip(a[0], a[1] or [None] * len(a[0])))
             pb = None if b is None else list(zip(b[0], b[1] or [None] * len(b[0])))
-            n_special = self.framing.n_special(pb is not None)
+            excess = len(pa) + len(pb or ()) + self.framing.n_special(pb is not None) - max_len
             if strategy is not None:
-                pa, pb = truncate_pair(pa, pb, len(pa) + len(pb or ()) + n_special - max_len, strategy)
+                pa, pb = truncate_pair(pa, pb, excess, strategy)
+                n_cut += excess > 0
             rows.append(self._with_specials(pa, pb))
-        return rows
+        return rows, n_cut
 
     def _with_specials(self, pa, pb):
         """(ids, spans, segment) for one example; spans/segment are None on special tokens."""

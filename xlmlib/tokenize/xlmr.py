@@ -98,8 +98,15 @@ class XLMRTokenizer(BaseTokenizer):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / SPM_FILE, self._model_bytes)
-        write_json(directory / CONFIG_NAME, {"tokenizer_class": "XLMRTokenizer",
-                                             "model_max_length": self.model_max_length})
+        # transformers' class name and special tokens, so AutoTokenizer loads the folder too (ours reads both).
+        # A trimmed vocabulary renumbers the pieces, which transformers' class cannot know: it keeps our name,
+        # so AutoTokenizer refuses it instead of giving wrong ids.
+        specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
+                    "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK}
+        name = "XLMRTokenizer" if self.trimmed else XLM_R.hf_tokenizer
+        write_json(directory / CONFIG_NAME, {"tokenizer_class": name, "model_max_length": self.model_max_length,
+                                             **specials})
+        write_json(directory / "special_tokens_map.json", specials)
         if self.trimmed:
             write_json(directory / KEPT_FILE, {"kept_spm_ids": self.kept_pieces.tolist()})
         elif (directory / KEPT_FILE).is_file():

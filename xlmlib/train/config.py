@@ -3,7 +3,7 @@
 A recipe is a TOML file with exactly one table, `[pretrain]` or `[finetune]`, whose keys are the field
 names below. Unknown keys and tables fail with the known names listed, so a typo never falls back to a
 default silently. Command-line values override the recipe, which overrides the defaults here. Each
-field is also a command-line flag with the help given here (cli.py derives the flags from the fields).
+field is also a command-line flag with the help given here (cli_flags.py derives the flags from the fields).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SHARDINGS = ("ddp", "fsdp")
 
 
 def opt(default, help: str, *, choices=None, metavar=None, comma: bool = False):
-    """A field whose command-line flag (cli.py derives one per field) carries this help; choices may be a
+    """A field whose command-line flag (cli_flags.py derives one per field) carries this help; choices may be a
     callable (the task registry), comma marks a list given as "a,b" on the command line."""
     return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar, "comma": comma})
 
@@ -107,12 +107,14 @@ class TrainConfig(OptimConfig):
     parallel: tuple[str, ...] = opt((), "line-aligned files pairwise, SRC TGT [SRC TGT ...], for tlm and mlm+tlm")
     valid: tuple[str, ...] = opt((), "held-out files, as --train (or --parallel for tlm)")
     langs: tuple[str, ...] = opt((), "language codes in the order of the --train files, e.g. en,fr (default: "
-                                 "each file's last suffix)", comma=True)
+                                 "each file's last suffix when they differ, else lang0, lang1, ...)", comma=True)
     parallel_langs: tuple[str, ...] = opt((), "language codes of the --parallel files, one per file; unset: each "
                                           "file's last suffix (train.de-en.de -> de)", comma=True)
     seq_len: int = opt(256, "tokens per training sequence")
-    out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
-    tokenizer: str = opt("", "tokenizer source, or a word-list .txt (one word per line)")
+    out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained model with its "
+                   "tokenizer), data/ (binarized text)")
+    tokenizer: str = opt("", "tokenizer source, or a word-list .txt (one word per line) (default: the tokenizer "
+                         "beside --model)")
     mlm_probability: float = opt(0.15, "fraction of tokens (words with --whole-word) predicted")
     sample_alpha: float = opt(0.0, "> 0: XLM's frequency-smoothed choice of masked positions, p ~ count^-alpha")
     lang_alpha: float = opt(0.7, "language (and language pair) sampling exponent, p ~ n^alpha (0.7 XLM, 0.3 XLM-R)")
@@ -146,8 +148,9 @@ class FinetuneConfig(OptimConfig):
     labels: tuple[str, ...] = opt((), "label names in id order (default: sorted from --train)", comma=True)
     lang: str = opt("", "language of files that do not say it per example")
     tokenizer: str = opt("", "tokenizer source (default: the model's)")
-    out: str = opt("", "output folder: results.json, best/, metrics.jsonl")
-    max_len: int = opt(128, "tokens per example, framing included")
+    out: str = opt("", "output folder: best/ (the best dev model with its tokenizer), results.json, checkpoint.pt, "
+                   "metrics.jsonl, loss.png")
+    max_len: int = opt(128, "tokens per example, framing included; cut to the model's limit")
     patience: int = opt(0, "stop after this many evaluations without a better dev score (0: never)")
     lr: float = 1e-5
     batch_size: int = 16
@@ -180,7 +183,8 @@ class MTConfig(OptimConfig):
 
     model: str = opt("", "a Translator (folder or MT .pth), an encoder checkpoint, or a preset name (random)")
     tokenizer: str = opt("", "tokenizer source, or a word-list .txt (default: the one beside --model)")
-    out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/")
+    out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained model with its "
+                   "tokenizer)")
     langs: tuple[str, ...] = opt((), "the language pair, e.g. de,en", comma=True)
     parallel: tuple[str, ...] = opt((), "line-aligned files, in --langs order", metavar=("L1_FILE", "L2_FILE"))
     mono: tuple[str, ...] = opt((), "monolingual files (ae, bt steps)", metavar=("L1_FILE", "L2_FILE"))

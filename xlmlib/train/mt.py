@@ -209,7 +209,7 @@ def run_train_mt(cfg: MTConfig, *, resume: bool = False, device: str | None = No
     records = trainer.fit(resume=resume)
     if d.main:
         model.save_pretrained(out / "model")
-        _save_tokenizer(encoder, out / "model")
+        encoder.save_pretrained(out / "model")  # the folder loads on its own (translate --model OUT/model)
     D.teardown(d)
     return records
 
@@ -234,10 +234,3 @@ def _beside(spec: str) -> str:
     folder = path if path.is_dir() else path.parent
     return str(folder / "vocab.txt") if (folder / "vocab.txt").is_file() else str(folder)
 
-
-def _save_tokenizer(encoder, folder: Path) -> None:
-    tok = getattr(encoder, "tokenizer", None)
-    if tok is not None:
-        tok.save_pretrained(folder)
-    else:
-        encoder.save(folder / "vocab.txt")

@@ -8,11 +8,13 @@ and OUT/model (save_pretrained, loadable by from_pretrained).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import glob
 import logging
 import math
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -24,8 +26,8 @@ from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
 from .losses import MaskedOnlyLMLoss, count_targets
 from .sources import AlternatingSource, SampledSource, StreamSource, TLMSource
-from .text import load_text_encoder
-from .trainer import Trainer
+from .text import _has_tokenizer, load_text_encoder
+from .trainer import CHECKPOINT, Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -180,16 +182,63 @@ def lm_evaluator(source, n_batches: int, d: D.Dist):
     return evaluate
 
 
-def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None = None) -> list[dict]:
-    """Train as configured; returns the logged records (rank 0 also writes them to OUT/metrics.jsonl)."""
-    if not cfg.model or not cfg.out:
-        raise ValueError("pretrain needs a model (--model) and an output folder (--out)")
+def check_inputs(cfg: TrainConfig) -> None:
+    """File and language counts agree (globs expanded), checked before anything is read or binarized; the
+    message names the flag that is off."""
     inputs = cfg.parallel if cfg.objective == "tlm" else cfg.train
     if not inputs or (cfg.objective == "mlm+tlm" and not cfg.parallel):
         raise ValueError("no training data: pass --train FILE... (mlm/clm), --parallel SRC TGT (tlm), or both "
                          "(mlm+tlm)")
-    d = D.setup(device)
+    if cfg.objective in ("tlm", "mlm+tlm"):
+        pairs = pair_files(cfg.parallel)
+        if cfg.parallel_langs and len(cfg.parallel_langs) != 2 * len(pairs):
+            raise ValueError(f"{len(pairs)} --parallel pair(s) need {2 * len(pairs)} parallel_langs, "
+                             f"got {len(cfg.parallel_langs)}")
+        if cfg.objective == "tlm":
+            if cfg.valid:
+                pair_files(cfg.valid)  # a held-out pair, SRC TGT, like --parallel
+            return
+    files = expand_files(cfg.train, "train")
+    if cfg.langs and len(cfg.langs) != len(files):
+        raise ValueError(f"{len(files)} --train file(s) but {len(cfg.langs)} --langs ({','.join(cfg.langs)}); "
+                         "give one language per --train file")
+    valid = expand_files(cfg.valid, "valid")
+    if valid and cfg.langs and len(valid) != len(cfg.langs):
+        raise ValueError(f"{len(valid)} --valid file(s) but {len(cfg.langs)} --langs ({','.join(cfg.langs)}); "
+                         "give one held-out file per language, in the order of --langs")
+
+
+def with_model_tokenizer(cfg: TrainConfig) -> TrainConfig:
+    """Without --tokenizer, a local --model folder that holds tokenizer files supplies them (as finetune and
+    xlmlib.load do)."""
+    folder = Path(cfg.model)
+    folder = folder if folder.is_dir() else folder.parent
+    beside = _has_tokenizer(folder) or (folder / "vocab.txt").is_file()
+    if cfg.tokenizer or not Path(cfg.model).exists() or not beside:
+        return cfg
+    logger.info("using the tokenizer beside the model: %s", folder)
+    return dataclasses.replace(cfg, tokenizer=str(folder))
+
+
+def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None = None) -> list[dict]:
+    """Train as configured; returns the logged records (rank 0 also writes them to OUT/metrics.jsonl).
+    A run that fails before its first checkpoint removes the output folder it created."""
+    if not cfg.model or not cfg.out:
+        raise ValueError("pretrain needs a model (--model) and an output folder (--out)")
+    check_inputs(cfg)
+    cfg = with_model_tokenizer(cfg)
     out = Path(cfg.out)
+    created = not out.exists()
+    try:
+        return _pretrain(cfg, out, resume=resume, device=device)
+    except Exception:
+        if created and out.is_dir() and not (out / CHECKPOINT).is_file():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _pretrain(cfg: TrainConfig, out: Path, *, resume: bool, device: str | None) -> list[dict]:
+    d = D.setup(device)
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(cfg.model, "causal-lm" if cfg.objective == "clm" else "masked-lm", seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # the same dropout stream on every rank and in every fresh run
@@ -206,5 +255,7 @@ def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None =
             model = type(model)(model.config)
             model.load_state_dict(final)
         model.save_pretrained(out / "model")
+        if cfg.tokenizer:  # the model folder loads on its own: xlmlib fill-mask --model OUT/model
+            _text_encoder(cfg.tokenizer).save_pretrained(out / "model")
     D.teardown(d)
     return records

@@ -18,6 +18,14 @@ import torch
 
 from ..atomic import write_text
 
+VOCAB_FILE = "vocab.txt"
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    from ..checkpoint.load import tokenizer_files_in
+
+    return bool(tokenizer_files_in(folder)) or any(folder.glob("codes*"))
+
 
 class TextEncoder(Protocol):
     vocab_size: int
@@ -51,6 +59,11 @@ class WordVocab:
     def save(self, path: str | os.PathLike) -> None:
         write_text(path, "".join(w + "\n" for w in self.words))
 
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """DIR/vocab.txt, which load_text_encoder(DIR) finds again."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.save(Path(directory) / VOCAB_FILE)
+
     def encode(self, text: str, lang: str | None = None) -> list[int]:
         """Whitespace words; `lang` is accepted for the TextEncoder interface and changes nothing here."""
         return [self.ids.get(w, self.unk_id) for w in text.split()]
@@ -77,6 +90,9 @@ class TokenizerAdapter:
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:
         return self.tokenizer.word_ids_from_ids(ids)
 
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        self.tokenizer.save_pretrained(directory)
+
 
 def load_text_encoder(src: str) -> TextEncoder:
     """A vocabulary file (one word per line, *.txt) gives a WordVocab; anything else goes to
@@ -84,6 +100,8 @@ def load_text_encoder(src: str) -> TextEncoder:
     path = Path(src)
     if path.is_file() and path.suffix == ".txt":
         return WordVocab.from_file(path)
+    if path.is_dir() and (path / VOCAB_FILE).is_file() and not _has_tokenizer(path):
+        return WordVocab.from_file(path / VOCAB_FILE)  # a folder a WordVocab was saved into
     from ..tokenize import Tokenizer
 
     return TokenizerAdapter(Tokenizer.from_pretrained(src))

@@ -82,6 +82,27 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during fit(): `checkpoint` holds the state after the last finished step (`step`), or is None
+    when nothing could be saved (then `last` names the newest checkpoint on disk, if any)."""
+
+    def __init__(self, step: int, checkpoint: Path | None, last: Path | None = None):
+        super().__init__(step)
+        self.step, self.checkpoint, self.last = step, checkpoint, last
+
+
+# Options that may differ on --resume without changing what is trained (steps may grow to extend a run).
+_BENIGN = {"steps", "progress", "log_every", "eval_every", "save_every", "patience"}
+
+
+def _changes(saved: dict, now: dict) -> list[str]:
+    """'name: old -> new' for every option that differs from the checkpoint's run."""
+    def norm(v):
+        return list(v) if isinstance(v, (tuple, list)) else v
+    return [f"{k}: {saved[k]!r} -> {now[k]!r}" for k in sorted(set(saved) & set(now))
+            if norm(saved[k]) != norm(now[k])]
+
+
 def atomic_save(obj, path: Path) -> None:
     """torch.save through a temporary file (xlmlib.atomic): a crash never leaves half a checkpoint."""
     with atomic_path(path) as tmp:
@@ -121,7 +142,18 @@ class Trainer:
             self.step = state["step"]
             _set_rng_state(state["rng"])
             logger.info("resumed from %s at step %d", self.out / CHECKPOINT, self.step)
+            self._report_resume(state)
         self.metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step) if self.dist.main else None
+
+    def _report_resume(self, state: dict) -> None:
+        changed = _changes(state.get("train_config", {}), asdict(self.cfg))
+        real = [c for c in changed if c.split(":")[0] not in _BENIGN]
+        if real:
+            logger.warning("--resume with changed options (the checkpoint's run used the old values): %s",
+                           "; ".join(real))
+        if self.step >= self.cfg.steps:
+            logger.warning("the run in %s already finished: its checkpoint is at step %d of steps=%d; nothing to "
+                           "train (pass a larger --steps to continue it)", self.out, self.step, self.cfg.steps)
 
     def _load_optimizer(self, optim_state: dict) -> None:
         if self.cfg.sharding == "fsdp" and self.dist.active:
@@ -140,15 +172,16 @@ class Trainer:
         # weights_only: a checkpoint is data (tensors, numbers, strings); nothing in it is executed on load.
         return torch.load(path, map_location="cpu", weights_only=True)
 
-    def save(self) -> None:
-        """Write DIR/checkpoint.pt (everything --resume needs), atomically, from rank 0."""
+    def save(self, rng: dict | None = None) -> None:
+        """Write DIR/checkpoint.pt (everything --resume needs), atomically, from rank 0. `rng`: the RNG state
+        to record, when the current one has moved past the saved step (an interrupted step)."""
         model_state, optim_state = self._full_states()
         if not self.dist.main:
             return
         state = {"step": self.step, "model": model_state, "optimizer": optim_state,
                  "schedule": {"name": self.cfg.schedule, "warmup_steps": self.cfg.warmup_steps,
                               "factor": lr_factor(max(self.step - 1, 0), self.cfg)},
-                 "scaler": self.scaler.state_dict(), "rng": _rng_state(), "train_config": asdict(self.cfg),
+                 "scaler": self.scaler.state_dict(), "rng": rng or _rng_state(), "train_config": asdict(self.cfg),
                  "model_config": self.raw.model.config.to_dict()}
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_save(state, self.out / CHECKPOINT)
@@ -174,17 +207,34 @@ class Trainer:
         last = min(self.cfg.steps, stop_at or self.cfg.steps)
         bar = _progress(self.cfg, self.step, self.dist)
         self.stopped = False
-        while self.step < last and not self.stopped:
-            t0 = time.perf_counter()
-            loss, acc, n_tokens = self.train_step(self.step)
-            self.step += 1
-            rate = n_tokens / max(time.perf_counter() - t0, 1e-9)
-            self._after_step(loss, acc, rate, bar, last)
-        if bar is not None:
-            bar.close()
+        try:
+            while self.step < last and not self.stopped:
+                t0 = time.perf_counter()
+                self._rng_before_step = _rng_state()
+                loss, acc, n_tokens = self.train_step(self.step)
+                self.step += 1
+                self._rng_before_step = None  # the step finished: the current RNG state is the one to keep
+                rate = n_tokens / max(time.perf_counter() - t0, 1e-9)
+                self._after_step(loss, acc, rate, bar, last)
+        except KeyboardInterrupt:
+            raise self._interrupted() from None
+        finally:
+            if bar is not None:
+                bar.close()
         if self.dist.main and self.metrics is not None:
             plot_loss(self.out / "metrics.jsonl", self.out / "loss.png")
         return self.records
+
+    def _interrupted(self) -> TrainingInterrupted:
+        """Ctrl-C: save the state after the last finished step. The step in flight is dropped, and the RNG
+        state recorded is the one it started from, so --resume replays it exactly. Under torchrun the other
+        processes cannot join a save, so the newest checkpoint on disk is named instead."""
+        path = self.out / CHECKPOINT
+        if self.dist.active or self.step == 0:
+            return TrainingInterrupted(self.step, None, path if path.is_file() else None)
+        self.save(rng=getattr(self, "_rng_before_step", None))
+        logger.warning("interrupted: saved %s at step %d", path, self.step)
+        return TrainingInterrupted(self.step, path)
 
     def _after_step(self, loss, acc, rate, bar, last) -> None:
         cfg, record = self.cfg, None
