@@ -1,7 +1,11 @@
 """Write the xlmlib-mini model card (xlmlib/models/xlmlib-mini/README.md) from measured files only:
 
-    python scripts/mini_card.py --eval eval-mini.json --run runs/xlmlib-mini --twin runs/xlmlib-mini-mlm \
-        --split mini-data/split.json --model xlmlib/models/xlmlib-mini --wall RUN_SECONDS --twin-wall TWIN_SECONDS
+    python scripts/mini_card.py --eval eval-mini.json --run runs/xlmlib-mini runs/xlmlib-mini-2 \
+        --twin runs/xlmlib-mini-mlm runs/xlmlib-mini-mlm-2 --split mini-data/split.json \
+        --model xlmlib/models/xlmlib-mini --wall SECONDS SECONDS --twin-wall SECONDS SECONDS
+
+--run / --twin take the run folders of the training stages in order (a stage continues from the previous
+stage's model), --wall / --twin-wall their wall-clock seconds.
 
 Every number in the card comes from these inputs (eval_mini.py's JSON, the runs' metrics.jsonl, the split
 counts, the shipped folder itself); the prose around them is fixed here.
@@ -24,11 +28,19 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def last_loss(run: Path) -> tuple[int, float]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in records if "loss" in r]
-    tail = steps[-10:]
-    return steps[-1]["step"], sum(r["loss"] for r in tail) / len(tail)
+def last_loss(runs: list[Path]) -> tuple[list[int], float]:
+    """The steps of each stage, and the mean loss of the last 10 logged steps of the last stage."""
+    stages = []
+    for run in runs:
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        stages.append([r for r in records if "loss" in r])
+    tail = stages[-1][-10:]
+    return [s[-1]["step"] for s in stages], sum(r["loss"] for r in tail) / len(tail)
+
+
+def steps_text(steps: list[int]) -> str:
+    total = f"{sum(steps):,}"
+    return total if len(steps) == 1 else f"{total} ({' + '.join(f'{n:,}' for n in steps)})"
 
 
 def masked_table(report: dict) -> str:
@@ -57,10 +69,12 @@ def finetune_table(report: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("--eval", "--run", "--twin", "--split", "--model", "--template"):
+    for name in ("--eval", "--split", "--model", "--template"):
         p.add_argument(name, type=Path, required=True)
-    p.add_argument("--wall", type=float, required=True, help="seconds the main run took")
-    p.add_argument("--twin-wall", type=float, required=True)
+    p.add_argument("--run", type=Path, nargs="+", required=True, help="the main run's stage folders, in order")
+    p.add_argument("--twin", type=Path, nargs="+", required=True, help="the MLM-only twin's stage folders")
+    p.add_argument("--wall", type=float, nargs="+", required=True, help="seconds each main stage took")
+    p.add_argument("--twin-wall", type=float, nargs="+", required=True)
     args = p.parse_args(argv)
     ev = json.loads(args.eval.read_text())
     split = json.loads(args.split.read_text())
@@ -74,8 +88,8 @@ def main(argv=None) -> int:
         "LANGS": " ".join(sorted(split["per_language"])),
         "TRAIN_PAIRS": f"{split['train_pairs']:,}", "HELDOUT_PAIRS": f"{split['heldout_pairs']:,}",
         "ENGLISH": f"{split['english_sentences']:,}",
-        "STEPS": f"{steps:,}", "LOSS": f"{loss:.2f}", "TWIN_STEPS": f"{twin_steps:,}", "TWIN_LOSS": f"{twin_loss:.2f}",
-        "WALL": f"{args.wall / 60:.0f}", "TWIN_WALL": f"{args.twin_wall / 60:.0f}",
+        "STEPS": steps_text(steps), "LOSS": f"{loss:.2f}", "TWIN_STEPS": steps_text(twin_steps),
+        "TWIN_LOSS": f"{twin_loss:.2f}", "WALL": f"{sum(args.wall) / 60:.0f}", "TWIN_WALL": f"{sum(args.twin_wall) / 60:.0f}",
         "MASKED_TABLE": masked_table(ev["masked_lm"]), "RETRIEVAL_TABLE": retrieval_table(ev["retrieval"]),
         "FINETUNE_TABLE": finetune_table(ev["finetune"]),
         "CENTERED": ", ".join(f"{name} {pct(ev['retrieval_centered'][name]['x_to_en'])} X→en"

@@ -4,11 +4,13 @@ loads by name offline, has learned some real language, and is the size its card 
 Held-out lines are the Tatoeba lines the model never trained on: line i with i % 10 == 9 of each file
 (scripts/mini_data.py). The threshold is the issue's acceptance criterion (2x the unigram baseline), not a
 measured value; the measured ones are in the model card. The issue's other check, retrieval at 2x a randomly
-initialised twin, does not hold for this model (card, table 2), so it is not asserted here.
+initialised twin, does not hold for this model (card, table 2: MLM + TLM 6.8% X->en, random twin 8.7%), so
+it is not asserted here.
 """
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -46,22 +48,40 @@ def test_loads_by_name_in_a_fresh_process_offline(tmp_path):
     assert cli.stdout.startswith("mask 1:") and len(cli.stdout.splitlines()) == 6  # the header and the top 5
 
 
+def unigram_baseline(tok, lines, targets) -> float:
+    """Top-1 of always predicting the most frequent piece of `lines` themselves: it knows the test
+    distribution, which makes it stronger than the card's baseline (counts of the training split)."""
+    counts = Counter(i for row in tok(lines, padding=False, return_tensors=None)["input_ids"] for i in row)
+    vocab = torch.zeros(tok.vocab_size, dtype=torch.long)
+    vocab[list(counts)] = torch.tensor(list(counts.values()))
+    return unigram_accuracy(vocab.numpy(), targets, exclude=[0, 1, 2, 3, tok.mask_id])["top1"]
+
+
+def test_fill_mask_beats_the_unigram_baseline_on_held_out_lines(assets):
+    """200 lines drawn (seed 0) from every held-out sentence: the X sides of all 112 pairs and each held-out
+    English sentence once, the card's "all" row (2.5x its unigram baseline there). Measured when the test was
+    written: top-1 25.1% vs 9.1% for this test's baseline."""
+    langs = sorted(p.name.split(".")[1].split("-")[0] for p in (assets / "tatoeba-laser-v1").glob("tatoeba.*-eng.eng"))
+    sides = [heldout(assets, lang) for lang in langs]
+    pool = [line for x, _ in sides for line in x] + sorted({line for _, en in sides for line in en})
+    lines = random.Random(0).sample(pool, 200)
+    model, tok = xlmlib.load("xlmlib-mini")
+    res = masked_token_accuracy(model, tok, lines, seed=0)
+    base = unigram_baseline(tok, lines, res["targets"])
+    assert len(langs) == 112 and res["n"] > 200
+    assert res["top1"] >= 2 * base, (res["top1"], base)
+
+
 def test_fill_mask_beats_the_unigram_baseline_on_english(assets):
-    """English, the pivot of every TLM pair and the largest corpus: the model is at 2.5x its unigram baseline
-    there (model card). On the other languages it is still at the unigram level (card, table 1), so this
-    acceptance check of issue #10 holds for English only."""
+    """English, the pivot of every TLM pair and the largest corpus: 3.5x the unigram baseline in the card
+    (measured here when the test was written: 34.5% vs 6.8%)."""
     model, tok = xlmlib.load("xlmlib-mini")
     lines = [line for lang in ("deu", "fra", "spa", "rus") for line in heldout(assets, lang)[1][:50]]
     assert len(lines) == 200
     res = masked_token_accuracy(model, tok, lines, seed=0)
-    # The baseline's counts come from these 200 lines themselves: it knows the test distribution, which makes
-    # it stronger than the card's baseline (counts of the training split).
-    counts = Counter(i for row in tok(lines, padding=False, return_tensors=None)["input_ids"] for i in row)
-    vocab = torch.zeros(tok.vocab_size, dtype=torch.long)
-    vocab[list(counts)] = torch.tensor(list(counts.values()))
-    base = unigram_accuracy(vocab.numpy(), res["targets"], exclude=[0, 1, 2, 3, tok.mask_id])
+    base = unigram_baseline(tok, lines, res["targets"])
     assert res["n"] > 200
-    assert res["top1"] >= 2 * base["top1"], (res["top1"], base["top1"])
+    assert res["top1"] >= 2 * base, (res["top1"], base)
 
 
 def test_sizes_match_the_card():

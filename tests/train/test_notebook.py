@@ -1,6 +1,11 @@
-"""examples/finetune_classification.ipynb runs top to bottom (its last cell asserts the model learned)."""
+"""examples/finetune_classification.ipynb runs top to bottom on the real German XNLI data (its cells assert
+that test accuracy beats the majority-class baseline and that transformers' Auto classes reproduce our
+logits on the export) within the issue's budget of 3 minutes on 2 cores. The budget is checked on the
+kernel's CPU time (all its threads), which bounds the wall time on an idle 2-core machine and, unlike the
+wall time, does not grow when other jobs share the CPUs."""
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -8,23 +13,31 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
+BUDGET_S = 180
 
 
-def test_finetune_notebook_executes_in_under_two_minutes():
+def test_finetune_notebook_executes_within_budget(assets):
     nb = nbformat.read(ROOT / "examples" / "finetune_classification.ipynb", as_version=4)
-    env_before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env_before]))  # the kernel imports this checkout
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "XLMLIB_ASSETS")}
+    # The kernel imports this checkout and finds the assets the way the tests do.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved["PYTHONPATH"]]))
+    os.environ["XLMLIB_ASSETS"] = str(assets)
     try:
         start = time.perf_counter()
-        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "examples")}}).execute()
+        NotebookClient(nb, timeout=10 * BUDGET_S, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "examples")}}).execute()
         elapsed = time.perf_counter() - start
     finally:
-        if env_before is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = env_before
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs)
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    assert "all" in text and "de" in text  # the per-language table was printed
-    assert elapsed < 120
+    assert "majority baseline" in text and "\nde " in text  # the per-language table was printed
+    assert "max |ours - transformers|" in text
+    cpu_s = float(re.search(r"wall, (\d+) s CPU", text).group(1))
+    print(f"notebook: {elapsed:.0f} s wall, {cpu_s:.0f} s CPU")
+    assert cpu_s < BUDGET_S
