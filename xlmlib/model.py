@@ -116,6 +116,9 @@ class SelfAttention(nn.Module):
     def forward(self, x, bias, cache: KVCache | None = None, packing: Packing | None = None):
         """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        p = self.p_drop if self.training else 0.0
+        if packing is not None and packing.per_row:
+            return self.out_proj(packing.attend_per_row(q, k, v, self.n_heads, p))
         if packing is not None:
             q, k, v = packing.unpack(q, k, v)
         B, T, D = q.shape
@@ -123,7 +126,6 @@ class SelfAttention(nn.Module):
         q, k, v = (t.view(split).transpose(1, 2) for t in (q, k, v))  # B H T K
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # B H S K
-        p = self.p_drop if self.training else 0.0
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p).transpose(1, 2)  # B T H K
         ctx = packing.gather(ctx) if packing is not None else ctx.reshape(B, T, D)
         return self.out_proj(ctx)
@@ -131,12 +133,31 @@ class SelfAttention(nn.Module):
 
 class Packing:
     """Where the real tokens of a padded B T batch sit. Dense parts (projections, FFN, LayerNorm) run on
-    the N real tokens only; attention scatters them back into the grid, where the mask keeps pads out."""
+    the N real tokens only. Attention either scatters them back into the grid, where the mask keeps pads
+    out, or (per_row, on CPU) runs one SDPA per row on that row's real tokens, which are contiguous in N
+    (row-major order) and keep their order, so a causal mask among them is the grid's causal mask."""
 
-    def __init__(self, keep: torch.Tensor):
+    def __init__(self, keep: torch.Tensor, *, causal: bool = False):
         self.B, self.T = keep.shape
         self.index = keep.reshape(-1).nonzero().squeeze(1)
         self.rows, self.cols = self.index // self.T, self.index % self.T
+        self.causal = causal
+        # CPU: no padded work in attention either. CUDA keeps the grid (one kernel launch, no host sync).
+        self.per_row = keep.device.type == "cpu"
+        self.lengths = keep.sum(1).tolist() if self.per_row else None
+
+    def attend_per_row(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
+        """N D projections -> N D attention context, each row attending to its own real tokens only."""
+        N, D = q.shape
+        out, start = torch.empty_like(q), 0
+        for length in self.lengths:
+            if length:
+                rows = slice(start, start + length)
+                qb, kb, vb = (t[rows].view(1, length, n_heads, D // n_heads).transpose(1, 2) for t in (q, k, v))
+                ctx = F.scaled_dot_product_attention(qb, kb, vb, dropout_p=dropout_p, is_causal=self.causal)
+                out[rows] = ctx.transpose(1, 2).reshape(length, D)
+            start += length
+        return out
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(self.B * self.T, -1).index_select(0, self.index)
@@ -222,7 +243,8 @@ class Transformer(nn.Module):
             x = packing.pack(x)  # N D: zeroing pad rows is moot, they are gone
         elif row_mask is not None:
             x = x * row_mask
-        bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
+        per_row = packing is not None and packing.per_row  # attention then needs no mask
+        bias = None if per_row else self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
@@ -246,7 +268,7 @@ class Transformer(nn.Module):
         """A Packing when padding is worth skipping: eager mode (shapes depend on the data), no cache."""
         if not self.skip_padding or cache is not None or torch.compiler.is_compiling() or bool(keep.all()):
             return None
-        return Packing(keep)
+        return Packing(keep, causal=self.causal)
 
     def _key_mask(self, input_ids, attention_mask, past):
         if input_ids.dim() != 2:
