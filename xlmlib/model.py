@@ -137,18 +137,20 @@ class Packing:
     out, or (per_row, on CPU) runs one SDPA per row on that row's real tokens, which are contiguous in N
     (row-major order) and keep their order, so a causal mask among them is the grid's causal mask."""
 
+    per_row_devices: tuple[str, ...] = ("cpu",)
+
     def __init__(self, keep: torch.Tensor, *, causal: bool = False):
         self.B, self.T = keep.shape
         self.index = keep.reshape(-1).nonzero().squeeze(1)
         self.rows, self.cols = self.index // self.T, self.index % self.T
         self.causal = causal
         # CPU: no padded work in attention either. CUDA keeps the grid (one kernel launch, no host sync).
-        self.per_row = keep.device.type == "cpu"
+        self.per_row = keep.device.type in self.per_row_devices
         self.lengths = keep.sum(1).tolist() if self.per_row else None
 
     def attend_per_row(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
         """N D projections -> N D attention context, each row attending to its own real tokens only."""
-        N, D = q.shape
+        D = q.shape[1]
         out, start = torch.empty_like(q), 0
         for length in self.lengths:
             if length:

@@ -145,10 +145,15 @@ def test_losses_follow_the_reference_definitions():
     torch.testing.assert_close(out.loss, (out.logits.squeeze() - 0.5) ** 2)
 
 
-@pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False)])
-def test_skipping_padding_equals_the_padded_path(make):
+@pytest.mark.parametrize("per_row", [True, False])
+@pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False),
+                                  lambda: tiny(causal=True)])
+def test_skipping_padding_equals_the_padded_path(make, per_row, monkeypatch):
     """The packed path (dense parts on real tokens only) against the reference layout: real-token outputs
-    and every gradient within 1e-5."""
+    and every gradient within 1e-5. Attention runs per row on the real tokens (CPU's path) or on the masked
+    grid (per_row False: the path CUDA takes, run here on CPU)."""
+    if not per_row:
+        monkeypatch.setattr(xlmlib.model.Packing, "per_row_devices", ())
     cfg = make()
     torch.manual_seed(1)
     ids = torch.randint(4, 40, (3, 8))
