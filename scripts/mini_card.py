@@ -2,13 +2,14 @@
 
     python scripts/mini_card.py --eval eval-mini.json --run runs/xlmlib-mini runs/xlmlib-mini-2 \
         --twin runs/xlmlib-mini-mlm runs/xlmlib-mini-mlm-2 --split mini-data/split.json \
-        --model xlmlib/models/xlmlib-mini --wall SECONDS SECONDS --twin-wall SECONDS SECONDS
+        --model xlmlib/models/xlmlib-mini --template scripts/mini_card.md \
+        --wall SECONDS SECONDS --twin-wall SECONDS SECONDS
 
 --run / --twin take the run folders of the training stages in order (a stage continues from the previous
 stage's model), --wall / --twin-wall their wall-clock seconds.
 
 Every number in the card comes from these inputs (eval_mini.py's JSON, the runs' metrics.jsonl, the split
-counts, the shipped folder itself); the prose around them is fixed here.
+counts, the shipped folder itself); the prose around them is the template's.
 """
 
 from __future__ import annotations
