@@ -13,20 +13,16 @@ import torch
 import xlmlib
 from xlmlib.api import _fill
 
+from ..folders import save_tiny_xlmr
+
 VOCAB = 250002  # XLM-R's fairseq ids: 250000 pieces + 4 specials - 3 shared + <mask> (formats.md section 3)
 
 
 @pytest.fixture(scope="module")
 def xlmr_dir(tmp_path_factory, assets):
     folder = tmp_path_factory.mktemp("tiny-xlmr")
-    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(
-        n_layers=1, dim=16, n_heads=2, ffn_dim=32, dropout=0.0, attention_dropout=0.0)
-    assert cfg.vocab_size == VOCAB
-    torch.manual_seed(0)
-    model = xlmlib.CausalLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(folder)
-    xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(folder)
+    save_tiny_xlmr(folder, assets, xlmlib.CausalLM, dropout=0.0, attention_dropout=0.0)
+    assert xlmlib.ModelConfig.from_preset("xlm-roberta-base").vocab_size == VOCAB
     return folder
 
 

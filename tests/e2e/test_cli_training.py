@@ -4,9 +4,6 @@ convert, finetune, and fill-mask on the pretrained result."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,26 +11,16 @@ import torch
 
 import xlmlib
 
+from ..folders import run_xlmlib as run
+from ..folders import save_tiny_xlmr
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, check=False, timeout=600)
-    assert done.returncode == 0, f"xlmlib {args[0]} failed:\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, assets):
     work = tmp_path_factory.mktemp("cli-training")
-    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(n_layers=1, dim=16, n_heads=2, ffn_dim=32)
-    torch.manual_seed(0)
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(work / "tiny")
-    xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(work / "tiny")
+    save_tiny_xlmr(work / "tiny", assets)
     tatoeba = assets / "tatoeba-laser-v1"
     for lang, name in (("en", "tatoeba.fra-eng.eng"), ("fr", "tatoeba.fra-eng.fra")):
         lines = (tatoeba / name).read_text(encoding="utf-8").splitlines()[:300]

@@ -6,10 +6,7 @@ en-fr BPE files) and for a folder an older xlmlib saved. References: transformer
 exported folder, compared within 1e-5 (fp32, as tests/parity)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,27 +14,11 @@ import torch
 
 import xlmlib
 
+from ..folders import run_xlmlib as run
+from ..folders import save_tiny_xlmr
+
 transformers = pytest.importorskip("transformers")
-ROOT = Path(__file__).resolve().parents[2]
 ATOL = 1e-5  # fp32 parity tolerance used throughout tests/parity
-
-
-def run(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, check=False, timeout=600)
-    assert done.returncode == 0, f"xlmlib {args[0]} failed:\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-def _tiny_xlmr(folder: Path, assets: Path) -> Path:
-    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(n_layers=1, dim=16, n_heads=2, ffn_dim=32)
-    torch.manual_seed(0)
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(folder)
-    xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(folder)
-    return folder
 
 
 def _same_as_transformers(folder: Path, auto_class: str, texts, text_pair=None, **call):
@@ -59,7 +40,7 @@ def _same_as_transformers(folder: Path, auto_class: str, texts, text_pair=None, 
 
 
 def test_pretrain_fill_mask_finetune_load_export_transformers(tmp_path, assets):
-    _tiny_xlmr(tmp_path / "tiny", assets)
+    save_tiny_xlmr(tmp_path / "tiny", assets)
     lines = (assets / "tatoeba-laser-v1" / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").splitlines()[:200]
     (tmp_path / "de.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     # No --tokenizer: the one saved beside --model binarizes the text and is saved beside OUT/model.
@@ -84,7 +65,7 @@ def test_pretrain_fill_mask_finetune_load_export_transformers(tmp_path, assets):
 
 def test_export_of_a_folder_an_older_xlmlib_saved(tmp_path, assets):
     """Folders saved before this fix say "XLMRTokenizer"; convert --to hf writes transformers' name."""
-    folder = _tiny_xlmr(tmp_path / "old", assets)
+    folder = save_tiny_xlmr(tmp_path / "old", assets)
     (folder / "tokenizer_config.json").write_text('{"tokenizer_class": "XLMRTokenizer", "model_max_length": 512}')
     (folder / "special_tokens_map.json").unlink(missing_ok=True)
     xlmlib.convert(folder, tmp_path / "export", to="hf")

@@ -13,6 +13,8 @@ import xlmlib
 from xlmlib.tokenize.base import TruncationWarning
 from xlmlib.train.finetune import Encoded, Example
 
+from ..folders import save_tiny_xlmr
+
 # XLM-R framing (formats.md section 3): <s>=0 A </s>=2 </s>=2 B </s>=2.
 BOS, EOS = 0, 2
 PAIRS = [{"premise": "Der Hund schläft.", "hypothesis": "Ein Tier ruht.", "label": "entailment", "lang": "de"},
@@ -23,14 +25,7 @@ PAIRS = [{"premise": "Der Hund schläft.", "hypothesis": "Ein Tier ruht.", "labe
 def tiny_dir(tmp_path_factory, assets):
     folder = tmp_path_factory.mktemp("tiny-clf")
     # 34 position rows - offset 2 = 32 tokens: short enough that the default max_len (128) must be clamped.
-    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(
-        n_layers=1, dim=16, n_heads=2, ffn_dim=32, max_positions=34, dropout=0.0, attention_dropout=0.0)
-    torch.manual_seed(0)
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(folder)
-    xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(folder)
-    return folder
+    return save_tiny_xlmr(folder, assets, max_positions=34, dropout=0.0, attention_dropout=0.0)
 
 
 def _load(tiny_dir):
