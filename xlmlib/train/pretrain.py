@@ -26,7 +26,7 @@ from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
 from .losses import MaskedOnlyLMLoss, count_targets
 from .sources import AlternatingSource, SampledSource, StreamSource, TLMSource
-from .text import _has_tokenizer, load_text_encoder
+from .text import has_tokenizer, load_text_encoder
 from .trainer import CHECKPOINT, Trainer
 
 logger = logging.getLogger(__name__)
@@ -119,10 +119,8 @@ def build_source(cfg: TrainConfig, model_cfg: ModelConfig, out: Path, d: D.Dist,
 
 def _stream_source(cfg, model_cfg, entries, prefix, common, objective):
     files = expand_files(entries, "train")
-    langs = cfg.langs or tuple(file_langs(files))
-    if len(langs) != len(files):
-        raise ValueError(f"{len(files)} --train files but {len(langs)} --langs; give one language per file")
-    corpora = {lang: MemmapCorpus(prefix(f, lang)) for lang, f in zip(langs, files)}
+    langs = cfg.langs or tuple(file_langs(files))  # counts agree: check_inputs ran before anything was read
+    corpora = {lang: MemmapCorpus(prefix(f, lang)) for lang, f in zip(langs, files, strict=True)}
     # Several languages: a corpus smaller than one batch is repeated rather than refused, so that small
     # languages can be mixed with large ones.
     return StreamSource(corpora, model_cfg, objective=objective, sample_alpha=cfg.sample_alpha,
@@ -213,7 +211,7 @@ def with_model_tokenizer(cfg: TrainConfig) -> TrainConfig:
     xlmlib.load do)."""
     folder = Path(cfg.model)
     folder = folder if folder.is_dir() else folder.parent
-    beside = _has_tokenizer(folder) or (folder / "vocab.txt").is_file()
+    beside = has_tokenizer(folder) or (folder / "vocab.txt").is_file()
     if cfg.tokenizer or not Path(cfg.model).exists() or not beside:
         return cfg
     logger.info("using the tokenizer beside the model: %s", folder)

@@ -21,10 +21,11 @@ from ..atomic import write_text
 VOCAB_FILE = "vocab.txt"
 
 
-def _has_tokenizer(folder: Path) -> bool:
+def has_tokenizer(folder: Path) -> bool:
+    """Whether a folder holds tokenizer files (checkpoint.load.tokenizer_files_in, XLM's codes_* included)."""
     from ..checkpoint.load import tokenizer_files_in
 
-    return bool(tokenizer_files_in(folder)) or any(folder.glob("codes*"))
+    return bool(tokenizer_files_in(folder))
 
 
 class TextEncoder(Protocol):
@@ -100,7 +101,7 @@ def load_text_encoder(src: str) -> TextEncoder:
     path = Path(src)
     if path.is_file() and path.suffix == ".txt":
         return WordVocab.from_file(path)
-    if path.is_dir() and (path / VOCAB_FILE).is_file() and not _has_tokenizer(path):
+    if path.is_dir() and (path / VOCAB_FILE).is_file() and not has_tokenizer(path):
         return WordVocab.from_file(path / VOCAB_FILE)  # a folder a WordVocab was saved into
     from ..tokenize import Tokenizer
 
