@@ -1,6 +1,7 @@
 """xlmlib: XLM and XLM-RoBERTa in plain PyTorch."""
 
 from .api import InputTooLong, embed, fill_mask, finetune, generate, load
+from .attention import KVCache
 from .checkpoint import CheckpointError
 from .checkpoint.convert import convert
 from .config import ModelConfig, list_presets
@@ -14,7 +15,7 @@ from .heads import (
     TokenClassifier,
 )
 from .heads_qa import QuestionAnsweringBeam
-from .model import KVCache, Output
+from .model import Output
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
 from .translate import translate
 from .translator import Translator

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import KVCache, SelfAttention
 from .config import ModelConfig
 from .heads import LMHead
-from .model import KVCache, Layer, SelfAttention, Transformer
+from .model import Layer, Transformer
 
 Memory = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of the encoder output (B H S K)
 

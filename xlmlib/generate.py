@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import KVCache
+from .attention import KVCache
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import KVCache, Packing, SelfAttention, attention_bias
 from .config import ModelConfig
 
 
@@ -38,31 +39,6 @@ class Output:
     end_top_log_probs: torch.Tensor | None = None
     end_top_index: torch.Tensor | None = None
     cls_logits: torch.Tensor | None = None
-
-
-class KVCache:
-    """Keys and values of earlier tokens, per layer, for one-token-at-a-time decoding."""
-
-    def __init__(self):
-        self.keys: dict[int, torch.Tensor] = {}
-        self.values: dict[int, torch.Tensor] = {}
-
-    @property
-    def length(self) -> int:
-        return self.keys[0].shape[2] if self.keys else 0
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if layer in self.keys:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep the rows named by index (beam search)."""
-        for layer in self.keys:
-            self.keys[layer] = self.keys[layer].index_select(0, index)
-            self.values[layer] = self.values[layer].index_select(0, index)
 
 
 def sinusoidal_table(n_positions: int, dim: int) -> torch.Tensor:
@@ -102,79 +78,6 @@ class Embeddings(nn.Module):
         if self.norm is not None:
             x = self.norm(x)
         return self.dropout(x)
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int):
-        super().__init__()
-        self.layer, self.n_heads, self.p_drop = layer, cfg.n_heads, cfg.attention_dropout
-        self.q_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.k_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.v_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.out_proj = nn.Linear(cfg.dim, cfg.dim)
-
-    def forward(self, x, bias, cache: KVCache | None = None, packing: Packing | None = None):
-        """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        p = self.p_drop if self.training else 0.0
-        if packing is not None and packing.per_row:
-            return self.out_proj(packing.attend_per_row(q, k, v, self.n_heads, p))
-        if packing is not None:
-            q, k, v = packing.unpack(q, k, v)
-        B, T, D = q.shape
-        split = (B, T, self.n_heads, D // self.n_heads)
-        q, k, v = (t.view(split).transpose(1, 2) for t in (q, k, v))  # B H T K
-        if cache is not None:
-            k, v = cache.update(self.layer, k, v)  # B H S K
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p).transpose(1, 2)  # B T H K
-        ctx = packing.gather(ctx) if packing is not None else ctx.reshape(B, T, D)
-        return self.out_proj(ctx)
-
-
-class Packing:
-    """Where the real tokens of a padded B T batch sit. Dense parts (projections, FFN, LayerNorm) run on
-    the N real tokens only. Attention either scatters them back into the grid, where the mask keeps pads
-    out, or (per_row, on CPU) runs one SDPA per row on that row's real tokens, which are contiguous in N
-    (row-major order) and keep their order, so a causal mask among them is the grid's causal mask."""
-
-    per_row_devices: tuple[str, ...] = ("cpu",)
-
-    def __init__(self, keep: torch.Tensor, *, causal: bool = False):
-        self.B, self.T = keep.shape
-        self.index = keep.reshape(-1).nonzero().squeeze(1)
-        self.rows, self.cols = self.index // self.T, self.index % self.T
-        self.causal = causal
-        # CPU: no padded work in attention either. CUDA keeps the grid (one kernel launch, no host sync).
-        self.per_row = keep.device.type in self.per_row_devices
-        self.lengths = keep.sum(1).tolist() if self.per_row else None
-
-    def attend_per_row(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
-        """N D projections -> N D attention context, each row attending to its own real tokens only."""
-        D = q.shape[1]
-        out, start = torch.empty_like(q), 0
-        for length in self.lengths:
-            if length:
-                rows = slice(start, start + length)
-                qb, kb, vb = (t[rows].view(1, length, n_heads, D // n_heads).transpose(1, 2) for t in (q, k, v))
-                ctx = F.scaled_dot_product_attention(qb, kb, vb, dropout_p=dropout_p, is_causal=self.causal)
-                out[rows] = ctx.transpose(1, 2).reshape(length, D)
-            start += length
-        return out
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(self.B * self.T, -1).index_select(0, self.index)
-
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """B T ... (any strides) -> N D in one copy (no contiguous B T D copy first)."""
-        return x[self.rows, self.cols].reshape(len(self.index), -1)
-
-    def unpack(self, *xs: torch.Tensor):
-        """N D tensors -> B T D with zeros at the padded positions (one buffer for all of them)."""
-        out = xs[0].new_zeros(len(xs), self.B * self.T, xs[0].shape[-1])
-        for i, x in enumerate(xs):
-            out[i].index_copy_(0, self.index, x)
-        grids = out.view(len(xs), self.B, self.T, -1).unbind(0)
-        return grids if len(xs) > 1 else grids[0]
 
 
 class FeedForward(nn.Module):
@@ -245,8 +148,8 @@ class Transformer(nn.Module):
             x = packing.pack(x)  # N D: zeroing pad rows is moot, they are gone
         elif row_mask is not None:
             x = x * row_mask
-        per_row = packing is not None and packing.per_row  # attention then needs no mask
-        bias = None if per_row else self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
+        # Packed attention builds its own mask where its route needs one (attention.py).
+        bias = None if packing is not None else self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
@@ -303,8 +206,7 @@ class Transformer(nn.Module):
             allowed = allowed & (k <= q)
         elif not torch.compiler.is_compiling() and bool(keep.all()):
             return None  # nothing to mask: let SDPA pick its fastest kernel
-        bias = torch.zeros(allowed.shape, dtype=dtype, device=keep.device)
-        return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+        return attention_bias(allowed, dtype)
 
     def _check_inputs(self, input_ids, langs, positions, token_type_ids):
         cfg = self.config

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 
 from . import losses, mt_search, tasks
+from .attention import KVCache
 from .config import ModelConfig
 from .decoder import Decoder
 from .heads import MaskedLM
-from .model import KVCache, Output, fill_sinusoidal, init_weights
+from .model import Output, fill_sinusoidal, init_weights
 
 logger = logging.getLogger(__name__)
 

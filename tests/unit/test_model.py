@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import xlmlib
 from xlmlib import ModelConfig
@@ -145,15 +146,44 @@ def test_losses_follow_the_reference_definitions():
     torch.testing.assert_close(out.loss, (out.logits.squeeze() - 0.5) ** 2)
 
 
-@pytest.mark.parametrize("per_row", [True, False])
+def varlen_stand_in(q, k, v, cu_q, cu_k, max_q, max_k, *, window_size):
+    """What torch.nn.attention.varlen.varlen_attn computes (its docstring: N H K packed tensors, int32
+    cumulative lengths, window (-1, 0) = causal), written as one SDPA per sequence, so the varlen route's
+    bookkeeping (cu_seqlens, longest row, head layout) runs on CPU."""
+    assert cu_q.dtype == torch.int32 and torch.equal(cu_q, cu_k) and int(cu_q[-1]) == q.shape[0]
+    assert max_q == max_k == int((cu_q[1:] - cu_q[:-1]).max())
+    assert window_size in ((-1, -1), (-1, 0))
+    out = torch.empty_like(q)
+    for start, end in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
+        qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))  # H L K
+        out[start:end] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=window_size == (-1, 0)).transpose(0, 1)
+    return out
+
+
+def use_route(route, monkeypatch) -> list:
+    """Make CPU take an attention route (attention.py): per_row is CPU's own; grid is CUDA's fp32 or
+    dropout route; varlen is CUDA's bf16 route, run here through varlen_stand_in. Returns the list the
+    routes taken are appended to, so a test can show its route ran."""
+    taken = []
+    if route != "per_row":
+        monkeypatch.setattr(xlmlib.attention.Packing, "per_row_devices", ())
+    if route == "varlen":
+        monkeypatch.setattr(xlmlib.attention.Packing, "varlen_devices", ("cpu",))
+        monkeypatch.setattr(xlmlib.attention.Packing, "varlen_dtypes", (torch.float32,))
+        monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: varlen_stand_in)
+    route_of = xlmlib.attention.Packing.route
+    monkeypatch.setattr(xlmlib.attention.Packing, "route", lambda self, q, p: taken.append(route_of(self, q, p))
+                        or taken[-1])
+    return taken
+
+
+@pytest.mark.parametrize("route", ["per_row", "grid", "varlen"])
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False),
                                   lambda: tiny(causal=True)])
-def test_skipping_padding_equals_the_padded_path(make, per_row, monkeypatch):
+def test_skipping_padding_equals_the_padded_path(make, route, monkeypatch):
     """The packed path (dense parts on real tokens only) against the reference layout: real-token outputs
-    and every gradient within 1e-5. Attention runs per row on the real tokens (CPU's path) or on the masked
-    grid (per_row False: the path CUDA takes, run here on CPU)."""
-    if not per_row:
-        monkeypatch.setattr(xlmlib.model.Packing, "per_row_devices", ())
+    and every gradient within 1e-5, through each attention route (use_route)."""
+    taken = use_route(route, monkeypatch)
     cfg = make()
     torch.manual_seed(1)
     ids = torch.randint(4, 40, (3, 8))
@@ -175,6 +205,45 @@ def test_skipping_padding_equals_the_padded_path(make, per_row, monkeypatch):
     torch.testing.assert_close(fast.loss, ref.loss, atol=1e-6, rtol=0)
     for name, g in ref_grads.items():
         torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-4)
+    assert taken and set(taken) == {route}
+
+
+def test_packed_attention_route_choice(monkeypatch):
+    """varlen needs a varlen device, fp16/bf16 and no attention dropout (varlen_attn has none), and torch
+    with the kernel; otherwise CPU runs per row and other devices use the masked grid."""
+    keep = torch.tensor([[True, True, False], [True, False, False]])
+    packing = xlmlib.attention.Packing(keep)
+    assert (packing.lengths, packing.n, packing.max_len) == ([2, 1], 3, 2)
+    assert packing.cu_seqlens.tolist() == [0, 2, 3] and packing.index.tolist() == [0, 1, 3]
+    bf16, fp32 = torch.zeros(3, 4, dtype=torch.bfloat16), torch.zeros(3, 4)
+    assert packing.route(bf16, 0.0) == "per_row"
+    monkeypatch.setattr(xlmlib.attention.Packing, "varlen_devices", ("cpu",))
+    monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: varlen_stand_in)
+    assert packing.route(bf16, 0.0) == "varlen"
+    assert packing.route(bf16, 0.1) == "per_row" and packing.route(fp32, 0.0) == "per_row"
+    monkeypatch.setattr(xlmlib.attention.Packing, "per_row_devices", ())
+    assert packing.route(fp32, 0.0) == "grid"
+    monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: None)  # torch without varlen_attn
+    assert packing.route(bf16, 0.0) == "grid"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the real varlen_attn kernel")
+@pytest.mark.parametrize("causal", [False, True])
+def test_varlen_kernel_equals_per_row_sdpa_on_cuda(causal):
+    """On a GPU the real kernel agrees with one SDPA per row, forward and backward, in bf16."""
+    torch.manual_seed(0)
+    keep = torch.arange(64, device="cuda")[None] < torch.tensor([[64], [17], [40]], device="cuda")
+    packing = xlmlib.attention.Packing(keep, causal=causal)
+    q, k, v = (torch.randn(packing.n, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    assert packing.route(q, 0.0) == "varlen"
+    fast = packing.attend(q, k, v, 4, 0.0)
+    grads = torch.autograd.grad(fast.float().square().sum(), (q, k, v))
+    ref = packing._attend_per_row(q, k, v, 4, 0.0)
+    ref_grads = torch.autograd.grad(ref.float().square().sum(), (q, k, v))
+    torch.testing.assert_close(fast, ref, atol=2e-2, rtol=2e-2)  # bf16 rounding of two kernels
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=5e-2, rtol=5e-2)
 
 
 @pytest.mark.parametrize("cls", [xlmlib.MaskedLM, xlmlib.CausalLM])

@@ -1,0 +1,178 @@
+"""Attention paths: padded SDPA (with a KV cache for decoding) and packed real tokens (no padding).
+
+Shape legend as in model.py: B batch, T tokens in this call, S tokens attended, D width, H heads,
+K head width (D / H), N real (non-padding) tokens of a batch.
+
+A padded batch runs its dense parts (projections, FFN, LayerNorm) on the N real tokens only (Packing).
+Attention over packed tokens takes one of three routes, chosen per call:
+- varlen: one variable-length FlashAttention kernel over the packed tokens (CUDA, fp16/bf16, no
+  attention dropout: torch.nn.attention.varlen.varlen_attn has no dropout), no padded work at all;
+- per_row: one SDPA per row on that row's real tokens (CPU, where a kernel launch costs little);
+- grid: scatter back into the B T grid and run one masked SDPA (every other case: fp32 on CUDA,
+  attention dropout in training, torch without varlen_attn).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+class KVCache:
+    """Keys and values of earlier tokens, per layer, for one-token-at-a-time decoding."""
+
+    def __init__(self):
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[2] if self.keys else 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer in self.keys:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep the rows named by index (beam search)."""
+        for layer in self.keys:
+            self.keys[layer] = self.keys[layer].index_select(0, index)
+            self.values[layer] = self.values[layer].index_select(0, index)
+
+
+def attention_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive mask from a boolean one (True = may attend): 0 where allowed, the dtype's minimum elsewhere (as HF)."""
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.layer, self.n_heads, self.p_drop = layer, cfg.n_heads, cfg.attention_dropout
+        self.q_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.k_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.v_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.out_proj = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, x, bias, cache: KVCache | None = None, packing: Packing | None = None):
+        """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        p = self.p_drop if self.training else 0.0
+        if packing is not None:
+            return self.out_proj(packing.attend(q, k, v, self.n_heads, p))
+        B, T, D = q.shape
+        split = (B, T, self.n_heads, D // self.n_heads)
+        q, k, v = (t.view(split).transpose(1, 2) for t in (q, k, v))  # B H T K
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)  # B H S K
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p).transpose(1, 2)  # B T H K
+        return self.out_proj(ctx.reshape(B, T, D))
+
+
+def varlen_kernel():
+    """torch's variable-length FlashAttention (torch >= 2.10 with CUDA), or None where torch lacks it."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+class Packing:
+    """Where the real tokens of a padded B T batch sit, as flat indices (row-major, so each row's tokens
+    are contiguous in N and keep their order: a causal mask among them is the grid's causal mask) and
+    as cumulative lengths (cu_seqlens, the varlen kernels' description of a packed batch).
+
+    Building one costs one host synchronisation (the lengths, from which N and the longest row follow);
+    everything after it runs without one."""
+
+    per_row_devices: tuple[str, ...] = ("cpu",)
+    varlen_devices: tuple[str, ...] = ("cuda",)
+    varlen_dtypes: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
+
+    def __init__(self, keep: torch.Tensor, *, causal: bool = False):
+        self.B, self.T = keep.shape
+        self.causal = causal
+        lengths = keep.sum(1)
+        self.lengths = lengths.tolist()  # the one host synchronisation
+        self.n = sum(self.lengths)
+        self.max_len = max(self.lengths)
+        self.index = torch.nonzero_static(keep.reshape(-1), size=self.n).squeeze(1)
+        self.rows, self.cols = self.index // self.T, self.index % self.T
+        self.cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        self._keep, self._grid_bias = keep, None
+
+    def route(self, q: torch.Tensor, dropout_p: float) -> str:
+        """"varlen", "per_row" or "grid" (module docstring)."""
+        device = q.device.type
+        if device in self.varlen_devices and q.dtype in self.varlen_dtypes and not dropout_p and varlen_kernel():
+            return "varlen"
+        return "per_row" if device in self.per_row_devices else "grid"
+
+    def attend(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
+        """N D projections -> N D attention context, each row attending to its own real tokens only."""
+        route = self.route(q, dropout_p)
+        if route == "varlen":
+            return self._attend_varlen(q, k, v, n_heads)
+        if route == "per_row":
+            return self._attend_per_row(q, k, v, n_heads, dropout_p)
+        return self._attend_grid(q, k, v, n_heads, dropout_p)
+
+    def _attend_varlen(self, q, k, v, n_heads: int) -> torch.Tensor:
+        N, D = q.shape
+        q, k, v = (t.view(N, n_heads, D // n_heads) for t in (q, k, v))  # N H K
+        window = (-1, 0) if self.causal else (-1, -1)
+        ctx = varlen_kernel()(q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_len, self.max_len,
+                              window_size=window)
+        return ctx.reshape(N, D)
+
+    def _attend_per_row(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
+        D = q.shape[1]
+        out, start = torch.empty_like(q), 0
+        for length in self.lengths:
+            if length:
+                rows = slice(start, start + length)
+                qb, kb, vb = (t[rows].view(1, length, n_heads, D // n_heads).transpose(1, 2) for t in (q, k, v))
+                ctx = F.scaled_dot_product_attention(qb, kb, vb, dropout_p=dropout_p, is_causal=self.causal)
+                out[rows] = ctx.transpose(1, 2).reshape(length, D)
+            start += length
+        return out
+
+    def _attend_grid(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
+        q, k, v = self.unpack(q, k, v)
+        B, T, D = q.shape
+        q, k, v = (t.view(B, T, n_heads, D // n_heads).transpose(1, 2) for t in (q, k, v))  # B H T K
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=self.grid_bias(q.dtype), dropout_p=dropout_p)
+        return self.gather(ctx.transpose(1, 2))  # B T H K -> N D
+
+    def grid_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """B 1 T T additive mask of the grid route, built once per forward (every layer shares it)."""
+        if self._grid_bias is None or self._grid_bias.dtype != dtype:
+            allowed = self._keep[:, None, None, :]
+            if self.causal:
+                pos = torch.arange(self.T, device=allowed.device)
+                allowed = allowed & (pos[None, :] <= pos[:, None])
+            self._grid_bias = attention_bias(allowed, dtype)
+        return self._grid_bias
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.B * self.T, -1).index_select(0, self.index)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """B T ... (any strides) -> N D in one copy (no contiguous B T D copy first)."""
+        return x[self.rows, self.cols].reshape(self.n, -1)
+
+    def unpack(self, *xs: torch.Tensor):
+        """N D tensors -> B T D with zeros at the padded positions (one buffer for all of them)."""
+        out = xs[0].new_zeros(len(xs), self.B * self.T, xs[0].shape[-1])
+        for i, x in enumerate(xs):
+            out[i].index_copy_(0, self.index, x)
+        grids = out.view(len(xs), self.B, self.T, -1).unbind(0)
+        return grids if len(xs) > 1 else grids[0]
