@@ -90,23 +90,28 @@ class Packing:
     are contiguous in N and keep their order: a causal mask among them is the grid's causal mask) and
     as cumulative lengths (cu_seqlens, the varlen kernels' description of a packed batch).
 
-    Building one costs one host synchronisation (the lengths, from which N and the longest row follow);
-    everything after it runs without one."""
+    Building one reads the lengths (N and the longest row follow): one host synchronisation, or none when
+    the caller holds the mask on the CPU (host). Everything after it runs without one."""
 
     per_row_devices: tuple[str, ...] = ("cpu",)
     varlen_devices: tuple[str, ...] = ("cuda",)
     varlen_dtypes: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
 
-    def __init__(self, keep: torch.Tensor, *, causal: bool = False):
+    def __init__(self, keep: torch.Tensor, *, causal: bool = False, host: torch.Tensor | None = None):
+        """keep: B T (True = real) on the model's device; host: the same on the CPU, when the caller has it,
+        which makes building this free of device synchronisation."""
         self.B, self.T = keep.shape
         self.causal = causal
-        lengths = keep.sum(1)
-        self.lengths = lengths.tolist()  # the one host synchronisation
+        src = host if host is not None else keep
+        lengths = src.sum(1)
+        self.lengths = lengths.tolist()  # a host synchronisation unless src is on the CPU
         self.n = sum(self.lengths)
         self.max_len = max(self.lengths)
-        self.index = torch.nonzero_static(keep.reshape(-1), size=self.n).squeeze(1)
+        index = torch.nonzero_static(src.reshape(-1), size=self.n).squeeze(1)
+        self.index = index.to(keep.device, non_blocking=True)
         self.rows, self.cols = self.index // self.T, self.index % self.T
-        self.cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        self.cu_seqlens = cu_seqlens.to(keep.device, non_blocking=True)
         self._keep, self._grid_bias = keep, None
 
     def route(self, q: torch.Tensor, dropout_p: float) -> str:

@@ -72,7 +72,7 @@ class Decoder(Transformer):
         padding for the cross-attention; `cache` holds earlier target tokens (one step at a time)."""
         cfg = self.config
         past = cache.length if cache is not None else 0
-        keep = self._key_mask(input_ids, attention_mask, past)
+        keep, host = self._key_mask(input_ids, attention_mask, past)
         positions = self._default_positions(input_ids, past)
         langs = self._check_inputs(input_ids, langs, positions, None)
         x = self.embed(input_ids, positions, langs, None)
@@ -80,7 +80,7 @@ class Decoder(Transformer):
         row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows else None
         if row_mask is not None:
             x = x * row_mask
-        bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
+        bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype, host)
         memory_bias = torch.zeros(source_mask.shape[0], 1, 1, source_mask.shape[1], dtype=x.dtype, device=x.device)
         memory_bias = memory_bias.masked_fill(~source_mask.bool()[:, None, None, :], torch.finfo(x.dtype).min)
         for layer, mem in zip(self.layers, memory):

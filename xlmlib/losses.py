@@ -48,16 +48,27 @@ def masked_lm_loss(
     With no predicted position the loss is 0 (kept in the graph), not the NaN of a mean over nothing.
     """
     _check(reduction)
-    selected = labels != IGNORE_INDEX
-    rows = hidden[selected]
+    rows, targets = _predicted_rows(hidden, labels)
     if transform is not None:
         rows = transform(rows)
     logits = F.linear(rows, weight, bias)
-    targets = labels[selected]
-    if targets.numel() == 0:
-        return LMLoss(logits.sum() * 0.0, logits, targets)
-    loss = F.cross_entropy(logits.float(), targets, reduction=reduction)
+    loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+    if reduction == "mean":  # sym_max: no branch on M, so a compiled step does not break its graph here
+        loss = loss / torch.sym_max(targets.numel(), 1)
     return LMLoss(loss, logits, targets)
+
+
+def _predicted_rows(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, D) hidden rows and (M,) labels of the predicted positions. Selecting them with labels on a GPU
+    reads the count M back (a host synchronisation); labels on the CPU (as the trainer passes them) are
+    read there instead, and only the M indices and labels travel to the hidden states' device."""
+    selected = labels != IGNORE_INDEX
+    if labels.device.type != "cpu":
+        return hidden[selected], labels[selected]
+    index = selected.reshape(-1).nonzero().squeeze(1)
+    targets = labels.reshape(-1)[index].to(hidden.device, non_blocking=True)
+    rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index.to(hidden.device, non_blocking=True))
+    return rows, targets
 
 
 def full_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:

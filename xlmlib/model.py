@@ -130,6 +130,9 @@ class Transformer(nn.Module):
         # Skip padding in the dense parts (see Packing). Real tokens are unchanged (<= 1e-5); padded rows
         # come out as zeros instead of the reference's unused values. False gives the reference layout.
         self.skip_padding = True
+        # Range checks of ids, positions and language ids read values, i.e. synchronise with a GPU; a caller
+        # that checked its batch on the host (check_inputs) turns them off.
+        self.validate_inputs = True
         self._warned_langs = False
 
     def encode(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
@@ -137,19 +140,19 @@ class Transformer(nn.Module):
         """Run the encoder; returns (last hidden state B T D, hidden states or None)."""
         cfg = self.config
         past = cache.length if cache is not None else 0
-        keep = self._key_mask(input_ids, attention_mask, past)  # B S (True = attend)
+        keep, host = self._key_mask(input_ids, attention_mask, past)  # B S (True = attend)
         if positions is None:
             positions = self._default_positions(input_ids, past)
         langs = self._check_inputs(input_ids, langs, positions, token_type_ids)
         x = self.embed(input_ids, positions, langs, token_type_ids)
-        packing = self._packing(keep, cache)
+        packing = self._packing(keep, host, cache)
         row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows and packing is None else None
         if packing is not None:
             x = packing.pack(x)  # N D: zeroing pad rows is moot, they are gone
         elif row_mask is not None:
             x = x * row_mask
         # Packed attention builds its own mask where its route needs one (attention.py).
-        bias = None if packing is not None else self._attention_bias(keep, input_ids.shape[1], past, x.dtype)
+        bias = None if packing is not None else self._attention_bias(keep, input_ids.shape[1], past, x.dtype, host)
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
@@ -169,13 +172,21 @@ class Transformer(nn.Module):
             hidden = [packing.unpack(h) for h in hidden] if hidden is not None else None
         return x, (tuple(hidden) if hidden is not None else None)
 
-    def _packing(self, keep, cache):
+    def _packing(self, keep, host, cache):
         """A Packing when padding is worth skipping: eager mode (shapes depend on the data), no cache."""
-        if not self.skip_padding or cache is not None or torch.compiler.is_compiling() or bool(keep.all()):
+        if not self.skip_padding or cache is not None or torch.compiler.is_compiling() or _all(keep, host):
             return None
-        return Packing(keep, causal=self.causal)
+        return Packing(keep, causal=self.causal, host=host)
 
     def _key_mask(self, input_ids, attention_mask, past):
+        """(keep B S on the model's device, the same readable without a device sync or None). An
+        attention_mask given on the CPU for inputs on a GPU is that host copy: the padding layout is then
+        read from it, and the forward needs no host synchronisation (the trainer passes it so)."""
+        keep = self._keep(input_ids, attention_mask, past)
+        host = keep if keep.device.type == "cpu" else None
+        return keep.to(input_ids.device, non_blocking=True), host
+
+    def _keep(self, input_ids, attention_mask, past):
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (batch, tokens), got {tuple(input_ids.shape)}")
         if attention_mask is None:
@@ -197,20 +208,31 @@ class Transformer(nn.Module):
             return (torch.cumsum(real, dim=1) + past) * real + (offset - 1)
         return torch.arange(past, past + input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
-    def _attention_bias(self, keep, n_new, past, dtype):
+    def _attention_bias(self, keep, n_new, past, dtype, host=None):
         """Additive mask B 1 T S: 0 where attention is allowed, the dtype's minimum elsewhere (as HF)."""
         allowed = keep[:, None, None, :]
         if self.causal:
             q = torch.arange(past, past + n_new, device=keep.device)[:, None]
             k = torch.arange(keep.shape[1], device=keep.device)[None, :]
             allowed = allowed & (k <= q)
-        elif not torch.compiler.is_compiling() and bool(keep.all()):
+        elif not torch.compiler.is_compiling() and _all(keep, host):
             return None  # nothing to mask: let SDPA pick its fastest kernel
         return attention_bias(allowed, dtype)
 
+    def check_inputs(self, input_ids, langs=None, positions=None, token_type_ids=None) -> None:
+        """The range checks of a forward, on tensors of any device (the trainer runs them on its CPU batch,
+        then sets validate_inputs False so that the GPU forward needs no host synchronisation)."""
+        if positions is None:
+            positions = self._default_positions(input_ids, 0)
+        self._checked_inputs(input_ids, langs, positions, token_type_ids, validate=True)
+
     def _check_inputs(self, input_ids, langs, positions, token_type_ids):
+        validate = self.validate_inputs and not torch.compiler.is_compiling()
+        return self._checked_inputs(input_ids, langs, positions, token_type_ids, validate)
+
+    def _checked_inputs(self, input_ids, langs, positions, token_type_ids, validate: bool):
         cfg = self.config
-        if not torch.compiler.is_compiling():
+        if validate:
             _check_range("input_ids", input_ids, cfg.vocab_size, "vocabulary size")
             top = int(positions.max()) if positions.numel() else 0
             if top >= cfg.max_positions:
@@ -220,9 +242,9 @@ class Transformer(nn.Module):
             if token_type_ids is not None:
                 limit = cfg.type_vocab_size or cfg.vocab_size
                 _check_range("token_type_ids", token_type_ids, limit, "token-type table size")
-        return self._langs_tensor(input_ids, langs)
+        return self._langs_tensor(input_ids, langs, validate)
 
-    def _langs_tensor(self, input_ids, langs):
+    def _langs_tensor(self, input_ids, langs, validate: bool):
         cfg = self.config
         if not cfg.has_lang_emb:
             if langs is not None and not self._warned_langs:
@@ -235,9 +257,14 @@ class Transformer(nn.Module):
         langs = torch.as_tensor(_lang_codes_to_ids(langs, cfg), device=input_ids.device)
         if langs.dim() < 2:  # one id for everything, or one per sequence
             langs = langs.reshape(-1, 1).expand_as(input_ids)
-        if not torch.compiler.is_compiling():
+        if validate:
             _check_range("langs", langs, cfg.n_langs, "number of languages")
         return langs
+
+
+def _all(keep, host) -> bool:
+    """Whether every position is real, read from the host copy when there is one (no device sync)."""
+    return bool((host if host is not None else keep).all())
 
 
 def _check_range(name, ids, limit, what):

@@ -134,3 +134,33 @@ def test_unknown_recipe_keys_fail(tmp_path):
         load_recipe(bad)
     with pytest.raises(ValueError, match="objective"):
         TrainConfig(objective="nsp")
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_the_compiled_training_step_is_one_graph(padded):
+    """Model + masked-only loss capture as one graph (what compile_step compiles); without capturing the
+    data-dependent row selection the same step breaks, so the count can fail."""
+    import torch._dynamo
+
+    batch = _masked_batch()
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    if padded:
+        batch["attention_mask"][:4, 10:] = 0
+    step = MaskedOnlyLMLoss(tiny_model())
+    counts = []
+    for capture in (True, False):
+        torch._dynamo.reset()
+        with torch._dynamo.config.patch(capture_dynamic_output_shape_ops=capture):
+            counts.append(torch._dynamo.explain(lambda b: step(b)[0])(batch).graph_break_count)
+    torch._dynamo.reset()
+    assert counts[0] == 0 and counts[1] > 0
+
+
+def test_compiled_training_equals_eager(tmp_path):
+    import torch._dynamo
+
+    base = _losses(tmp_path / "a")
+    with torch._dynamo.config.patch(capture_dynamic_output_shape_ops=False):  # compile_step sets it inside
+        compiled = _losses(tmp_path / "b", compile="aot_eager")
+    torch._dynamo.reset()
+    assert compiled == pytest.approx(base, abs=1e-5)

@@ -25,6 +25,7 @@ OBJECTIVES = ("mlm", "clm", "tlm", "mlm+tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SHARDINGS = ("ddp", "fsdp")
+COMPILE_BACKENDS = ("off", "inductor", "aot_eager")  # aot_eager: the same graph capture without code generation
 
 
 def opt(default, help: str, *, choices=None, metavar=None, comma: bool = False):
@@ -58,6 +59,8 @@ class OptimConfig:
     clip_norm: float = opt(1.0, "clip the gradient norm to this (0: no clipping)")
     precision: str = opt("auto", "autocast dtype; auto is bf16 on a GPU that supports it, else fp32",
                          choices=PRECISIONS)
+    compile: str = opt("off", "torch.compile the training step (model + loss as one graph, dynamic shapes) with "
+                              "this backend", choices=COMPILE_BACKENDS)
     gradient_checkpointing: bool = opt(False, "recompute layer activations in the backward pass (less memory)")
     sharding: str = opt("ddp", "under torchrun: replicate (ddp) or shard (fsdp)", choices=SHARDINGS)
     seed: int = opt(0, "seed of initialisation, data order, masking and dropout")
@@ -78,7 +81,8 @@ class OptimConfig:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.batch_size % self.grad_accum:
             problems.append(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
-        for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("sharding", SHARDINGS)):
+        for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("sharding", SHARDINGS),
+                              ("compile", COMPILE_BACKENDS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         return problems

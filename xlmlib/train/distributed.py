@@ -96,6 +96,12 @@ def shard_rows(batch: dict[str, torch.Tensor], d: Dist) -> dict[str, torch.Tenso
     return {k: v[d.rank :: d.world] for k, v in batch.items()}
 
 
+def to_device(batch: dict[str, torch.Tensor], d: Dist, host_keys: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """The batch on the process's device, except host_keys: those stay on the CPU, where the model and
+    the loss read their values (padding layout, predicted positions) without synchronising with a GPU."""
+    return {k: v if k in host_keys else v.to(d.device, non_blocking=True) for k, v in batch.items()}
+
+
 def teardown(d: Dist) -> None:
     if d.active and dist.is_initialized():
         dist.destroy_process_group()

@@ -28,6 +28,10 @@ class MaskedOnlyLMLoss(nn.Module):
     logits, not B·T·V). CLM labels come from objectives.clm_batch, already shifted. full_projection=True
     projects every position first: the same loss, kept for equivalence tests and benchmarks."""
 
+    # Kept on the CPU by the trainer: the padding layout and the predicted positions are read there, so a
+    # GPU step needs no host synchronisation (model.py _key_mask, losses.py _predicted_rows).
+    host_keys = ("attention_mask", "labels")
+
     def __init__(self, model: nn.Module, *, full_projection: bool = False):
         super().__init__()
         self.model = model
@@ -35,7 +39,8 @@ class MaskedOnlyLMLoss(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         h, _ = self.model.encode(**model_inputs(batch))
-        out = self.model.lm_loss(h, batch["labels"], reduction="sum", full_projection=self.full_projection)
+        labels = batch["labels"].to(h.device) if self.full_projection else batch["labels"]
+        out = self.model.lm_loss(h, labels, reduction="sum", full_projection=self.full_projection)
         correct = (out.logits.argmax(-1) == out.targets).sum()
         return out.loss, correct
 
@@ -43,6 +48,8 @@ class MaskedOnlyLMLoss(nn.Module):
 class ClassificationLoss(nn.Module):
     """A SequenceClassifier (labels (B,)) or TokenClassifier (labels (B, T), IGNORE_INDEX = none) trained
     on the head's own loss (its `loss` method), summed."""
+
+    host_keys = ("attention_mask",)
 
     def __init__(self, model: nn.Module):
         super().__init__()
