@@ -6,6 +6,8 @@ land in bench-results/. Each case's logic lives in its own module (scripts/bench
     python scripts/bench.py model [--cases dense,xlm,mlm-step,precision] [--repeats 5]
     python scripts/bench.py tokenizers [--sentences 24000] [--repeats 5] [--out bench-results/tokenizers.md]
     python scripts/bench.py load [--repeats 3]
+    python scripts/bench.py gpu [--cases 1,2,...,7] [--repeats 10] [--warmup 3] [--peak-tflops F] [--sync-check]
+                                [--out bench-results/gpu.md] [--smoke]   # not part of the default run
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def _load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpu(args: argparse.Namespace) -> int:
+    import bench_gpu
+
+    return bench_gpu.main(args, machine())
+
+
 def _all(args: argparse.Namespace) -> int:
     parser = build_parser()
     for argv in (["model"], ["tokenizers"], ["load"]):
@@ -104,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="peak RSS and time of loading an xlm-roberta-large-sized checkpoint")
     load.add_argument("--repeats", type=int, default=3)
     load.set_defaults(handler=_load)
+    gpu = sub.add_parser("gpu", help="XLM-R base/large inference and MLM training steps on one CUDA GPU, with MFU")
+    gpu.add_argument("--cases", default="1,2,3,4,5,6,7", help="comma list of case numbers (see bench_gpu.py)")
+    gpu.add_argument("--repeats", type=int, default=10, help="timed calls per library (median reported)")
+    gpu.add_argument("--warmup", type=int, default=3, help="untimed calls per library first")
+    gpu.add_argument("--peak-tflops", type=float, default=None,
+                     help="dense bf16 peak for MFU (default: 989 on an H100/H200 SXM; required on other GPUs)")
+    gpu.add_argument("--out", type=Path, default=RESULTS / "gpu.md", help="Markdown table; the JSON lands beside it")
+    gpu.add_argument("--smoke", action="store_true",
+                     help="run every case on CPU with a tiny model to check the code paths (numbers mean nothing)")
+    gpu.add_argument("--sync-check", action="store_true",
+                     help="also count host synchronisations in one case-5 training step of xlmlib (CUDA only)")
+    gpu.set_defaults(handler=_gpu)
     return parser
 
 

@@ -60,11 +60,23 @@ def encoder_flops(cfg, tokens: int, length: int) -> float:
     return per_token * cfg.n_layers * tokens
 
 
-def twin_xlmr(transformers, folder, head: str = "Model"):
-    """transformers' XLM-R base with random weights, and ours loaded from its save_pretrained folder."""
-    cfg = transformers.XLMRobertaConfig(vocab_size=250002, hidden_size=768, num_hidden_layers=12,
-                                        num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
-                                        type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1)
+# XLM-R sizes as transformers config fields (the published xlm-roberta-base / -large config.json values);
+# "tiny" only exercises the code paths (bench.py gpu --smoke on CPU), its numbers mean nothing.
+XLMR_SIZES = {
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+             "vocab_size": 250002},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
+              "vocab_size": 250002},
+    "tiny": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
+             "vocab_size": 1000},
+}
+
+
+def twin_xlmr(transformers, folder, head: str = "Model", size: str = "base"):
+    """transformers' XLM-R (XLMR_SIZES[size]) with random weights and SDPA attention, and ours loaded from
+    its save_pretrained folder."""
+    cfg = transformers.XLMRobertaConfig(**XLMR_SIZES[size], max_position_embeddings=514, type_vocab_size=1,
+                                        layer_norm_eps=1e-5, pad_token_id=1, attn_implementation="sdpa")
     torch.manual_seed(0)
     ref = getattr(transformers, f"XLMRoberta{head}")(cfg).eval()
     ref.save_pretrained(folder)
