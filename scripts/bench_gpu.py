@@ -36,6 +36,10 @@ from pathlib import Path
 import torch
 from bench_model import twin_xlmr
 
+from xlmlib.train import distributed as D
+from xlmlib.train.losses import MaskedOnlyLMLoss
+from xlmlib.train.trainer import compile_step
+
 PAD = 1  # XLM-R's <pad>; ids 0-3 are the specials, the last id is <mask>
 NO_CUDA = "bench.py gpu needs a CUDA GPU; torch.cuda.is_available() is False"
 # Dense (no sparsity) bf16 tensor-core TFLOP/s from NVIDIA's spec sheets; the first fragment found in
@@ -153,24 +157,33 @@ def inference_calls(ours, ref, ids, mask, setting: Setting):
 
 def training_calls(ours, ref, batch: dict, setting: Setting, compiled: bool):
     """One step each: forward under bf16 autocast (fp32 parameters), backward, fused AdamW. Gradients are
-    dropped at the end of the step so both models do not hold them between calls (memory on an 80 GB GPU)."""
+    dropped at the end of the step so both models do not hold them between calls (memory on an 80 GB GPU).
+    Ours runs as xlmlib's trainer runs it: the masked-only loss module with the ids checked once on the host
+    and attention_mask/labels kept on the CPU (no host synchronisation), compiled by its compile_step."""
     ours.masked_only_loss = True
     models = [m.to(setting.device).train() for m in (ours, ref)]
     optims = [torch.optim.AdamW(m.parameters(), lr=1e-5, fused=True) for m in models]
+    ours.check_inputs(batch["input_ids"])
+    ours.validate_inputs = False
+    step_ours = MaskedOnlyLMLoss(ours)
+    n_targets = int((batch["labels"] != -100).sum())
+    ours_batch = D.to_device(batch, D.Dist(device=setting.device), step_ours.host_keys)
+    their_batch = {k: v.to(setting.device) for k, v in batch.items()}
     if compiled:
-        models = [torch.compile(m, backend=setting.compile_backend) for m in models]
-    batch = {k: v.to(setting.device) for k, v in batch.items()}
+        step_ours = compile_step(step_ours, setting.compile_backend)
+        models[1] = torch.compile(models[1], backend=setting.compile_backend)
 
-    def step_of(model, optim):
+    def step_of(loss_of, optim):
         def step():
             with torch.autocast(setting.device.type, dtype=torch.bfloat16):
-                loss = model(**batch).loss
+                loss = loss_of()
             loss.backward()
             optim.step()
             optim.zero_grad(set_to_none=True)
         return step
 
-    return step_of(models[0], optims[0]), step_of(models[1], optims[1])
+    return (step_of(lambda: step_ours(ours_batch)[0] / n_targets, optims[0]),
+            step_of(lambda: models[1](**their_batch).loss, optims[1]))
 
 
 def prepare(case: Case, setting: Setting, transformers, folder) -> Prepared:
