@@ -53,6 +53,10 @@ def attention_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
+    # Fewer rows than this (one token per step while decoding) project q, k, v separately: stacking the
+    # weights would then cost about as much as the products themselves.
+    fuse_min_rows = 64
+
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.layer, self.n_heads, self.p_drop = layer, cfg.n_heads, cfg.attention_dropout
@@ -61,9 +65,21 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.dim)
         self.out_proj = nn.Linear(cfg.dim, cfg.dim)
 
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v of x (... D each) in one GEMM over the stacked weights (fused QKV). The parameters stay
+        three Linear layers, so every checkpoint format and table keeps its names; stacking copies 3 D D
+        weights per call, small next to the product for a batch of tokens (and under autocast it replaces
+        three weight casts by one). Quantized layers (quantize.py) and few rows keep three products."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        if x.numel() < self.fuse_min_rows * x.shape[-1] or not all(type(p) is nn.Linear for p in projections):
+            return self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        weight = torch.cat([p.weight for p in projections])
+        bias = torch.cat([p.bias for p in projections])
+        return F.linear(x, weight, bias).chunk(3, dim=-1)
+
     def forward(self, x, bias, cache: KVCache | None = None, packing: Packing | None = None):
         """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""
-        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q, k, v = self.project(x)
         p = self.p_drop if self.training else 0.0
         if packing is not None:
             return self.out_proj(packing.attend(q, k, v, self.n_heads, p))

@@ -246,6 +246,27 @@ def test_varlen_kernel_equals_per_row_sdpa_on_cuda(causal):
         torch.testing.assert_close(a, b, atol=5e-2, rtol=5e-2)
 
 
+@pytest.mark.parametrize("make", [tiny, tiny_xlmr])
+def test_fused_qkv_equals_three_projections(make, monkeypatch):
+    """One GEMM over the stacked q/k/v weights gives the outputs and gradients of three Linear layers
+    (fuse_min_rows 0 forces the fused path on this small batch, a huge one the separate path)."""
+    cfg = make()
+    ids = torch.randint(4, 40, (3, 8))
+    langs = {"langs": 1} if cfg.has_lang_emb else {}
+    results = []
+    for min_rows in (0, 10**9):
+        monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_min_rows", min_rows)
+        model = model_of(xlmlib.MaskedLM, cfg, seed=5)
+        out = model(ids, **langs)
+        out.logits.square().mean().backward()
+        results.append((out.logits, {n: p.grad for n, p in model.named_parameters()}))
+    (fused, fused_grads), (separate, separate_grads) = results
+    torch.testing.assert_close(fused, separate, atol=1e-6, rtol=0)
+    assert fused_grads.keys() == separate_grads.keys() and "layers.0.attn.q_proj.weight" in fused_grads
+    for name, g in separate_grads.items():
+        torch.testing.assert_close(fused_grads[name], g, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("cls", [xlmlib.MaskedLM, xlmlib.CausalLM])
 def test_masked_only_training_loss_equals_the_full_projection(cls):
     """Training mode projects only labelled rows; loss and gradients equal the full B x T x V projection."""
