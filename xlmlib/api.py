@@ -131,7 +131,9 @@ def embed(model, tok, texts, *, pooling: str = "mean", normalize: bool = True, b
         n_cut += _fit(batch, index, limit, truncation, model.config.eos_index)
         mask = batch["attention_mask"].to(device)
         kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
-        h = model(batch["input_ids"].to(device), attention_mask=mask, **kwargs).last_hidden_state.float()
+        # The CPU mask lets the model read the padding layout without waiting for a GPU (model.py _key_mask).
+        h = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"],
+                  **kwargs).last_hidden_state.float()
         if pooling == "cls":
             vec = h[:, 0]
         else:

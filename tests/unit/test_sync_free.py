@@ -43,6 +43,17 @@ def test_training_step_reads_no_device_value(make, padded):
     assert all(p.grad is not None and p.grad.device.type == "meta" for p in model.parameters() if p.requires_grad)
 
 
+def test_inference_with_a_host_mask_reads_no_device_value():
+    """Inference (padded, packed) with the mask on the CPU and the forward's checks off, as on a GPU."""
+    model = model_of(xlmlib.Encoder, tiny_xlmr()).to("meta")
+    model.validate_inputs = False
+    mask = torch.ones(3, 8, dtype=torch.long)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        out = model(torch.randint(4, 30, (3, 8)).to("meta"), attention_mask=mask)
+    assert out.last_hidden_state.shape == (3, 8, 16)
+
+
 def test_the_meta_check_can_fail():
     """The same step with the forward's own range checks on reads ids back and is caught; so is a
     boolean selection of predicted rows with labels on the device."""
