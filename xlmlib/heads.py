@@ -67,8 +67,9 @@ class TaskModel(Transformer):
         return {}
 
     def quantize(self, mode: str = "int8"):
-        """Convert in place for inference: "int8" (dynamic, Linear layers and the token table) or "bf16"
-        (LayerNorm kept in fp32). Returns the model."""
+        """Convert in place for inference: "int8" (dynamic, Linear layers and the token table), "bf16"
+        (LayerNorm kept in fp32) or "fp32-onednn" (the same fp32 numbers, Linear layers run by oneDNN on
+        CPU). Returns the model."""
         from .quantize import quantize
 
         return quantize(self, mode)

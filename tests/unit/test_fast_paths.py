@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import xlmlib
-from xlmlib.quantize import Int8Embedding, Int8Linear
+from xlmlib.quantize import Int8Embedding, Int8Linear, OneDNNLinear
 
 from .test_model import model_of, tiny, tiny_xlmr
 
@@ -49,10 +49,28 @@ def test_int8_covers_linears_and_the_token_table():
     assert isinstance(model.lm_head.quantized, Int8Linear)
     with pytest.raises(ValueError, match="already converted to int8"):
         model.quantize("bf16")
-    with pytest.raises(ValueError, match="int8-quantized model cannot be saved"):
+    with pytest.raises(ValueError, match="converted to int8 cannot be saved"):
         model.save_pretrained("unused")
     with pytest.raises(ValueError, match="mode must be one of"):
         model_of(xlmlib.Encoder, medium_xlmr()).quantize("int4")
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_onednn_keeps_the_fp32_numbers():
+    """fp32-onednn only changes which library multiplies: outputs equal plain fp32 within 1e-5."""
+    cfg = medium_xlmr()
+    ids = batch(cfg)
+    real = ids != cfg.pad_index
+    with torch.no_grad():
+        expected = model_of(xlmlib.MaskedLM, cfg)(ids)
+        model = model_of(xlmlib.MaskedLM, cfg).quantize("fp32-onednn")
+        got = model(ids)
+    assert isinstance(model.layers[0].attn.q_proj, OneDNNLinear)
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    torch.testing.assert_close(got.last_hidden_state[real], expected.last_hidden_state[real], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got.logits[real], expected.logits[real], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="cannot be saved"):
+        model.save_pretrained("unused")
 
 
 def test_bf16_keeps_layernorm_in_fp32():

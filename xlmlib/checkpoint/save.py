@@ -27,8 +27,10 @@ def write_safetensors(path: Path, state: dict[str, torch.Tensor]) -> None:
 def save_model(model, directory, format: str = "xlmlib") -> None:
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    if getattr(model, "precision", None) == "int8":
-        raise ValueError("an int8-quantized model cannot be saved; save the fp32 model and quantize after loading")
+    precision = getattr(model, "precision", None)
+    if precision in ("int8", "fp32-onednn"):  # their Linear weights are packed for a kernel, not parameters
+        raise ValueError(f"a model converted to {precision} cannot be saved; save the fp32 model and convert it "
+                         "after loading")
     directory = Path(directory)
     cfg = model.config
     state = model.state_dict()
