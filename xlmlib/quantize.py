@@ -89,11 +89,22 @@ def to_int8(model) -> None:
     model.embed.tokens = Int8Embedding(model.embed.tokens)
 
 
-def to_bf16(model) -> None:
+def bf16_params(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters bf16 stores in bfloat16, each once (a tied table is one parameter): all but
+    LayerNorm's. The training mode precision "bf16-weights" (train/master.py) uses the same rule."""
+    seen, out = set(), []
     for module in model.modules():
         if not isinstance(module, nn.LayerNorm):
             for param in module.parameters(recurse=False):
-                param.data = param.data.to(torch.bfloat16)
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    out.append(param)
+    return out
+
+
+def to_bf16(model) -> None:
+    for param in bf16_params(model):
+        param.data = param.data.to(torch.bfloat16)
 
 
 def to_onednn(model) -> None:

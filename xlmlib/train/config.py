@@ -23,7 +23,7 @@ from ..tasks import finetune_tasks
 
 OBJECTIVES = ("mlm", "clm", "tlm", "mlm+tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights", "fp16")
 SHARDINGS = ("ddp", "fsdp")
 COMPILE_BACKENDS = ("off", "inductor", "aot_eager")  # aot_eager: the same graph capture without code generation
 
@@ -43,7 +43,9 @@ class OptimConfig:
       so a "constant" or "inverse_sqrt" run can be extended later with --resume and a larger --steps
       and still match an unbroken run; that is why the pretraining default is not "linear".
     batch_size is the global batch (all processes, all accumulation micro-batches together).
-    precision "auto" is bf16 autocast on a GPU that supports it, fp32 otherwise.
+    precision "auto" is bf16 autocast on a GPU that supports it, fp32 otherwise; "bf16-weights" is bf16
+      autocast over bf16 copies of the weights made once per update from fp32 masters (train/master.py):
+      no per-forward weight casts, the same losses within bf16 noise; DDP yes, FSDP no.
     """
 
     steps: int = opt(1000, "optimizer updates to run")
@@ -57,7 +59,9 @@ class OptimConfig:
     eps: float = opt(1e-6, "AdamW epsilon")
     grad_accum: int = opt(1, "micro-batches per update (each is batch_size / grad_accum / processes rows)")
     clip_norm: float = opt(1.0, "clip the gradient norm to this (0: no clipping)")
-    precision: str = opt("auto", "autocast dtype; auto is bf16 on a GPU that supports it, else fp32",
+    precision: str = opt("auto", "autocast dtype; auto is bf16 on a GPU that supports it, else fp32; "
+                         "bf16-weights: bf16 autocast over bf16 weight copies made once per update from fp32 "
+                         "masters (no per-forward weight casts; for GPUs; not with --sharding fsdp)",
                          choices=PRECISIONS)
     compile: str = opt("off", "torch.compile the training step (model + loss as one graph, dynamic shapes) with "
                               "this backend", choices=COMPILE_BACKENDS)
@@ -85,6 +89,11 @@ class OptimConfig:
                               ("compile", COMPILE_BACKENDS)):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.precision == "bf16-weights" and self.sharding == "fsdp":
+            # FSDP2 owns the parameters as shards (gathered per layer on use); the masters here assume each
+            # process holds whole parameters, as DDP does.
+            problems.append("precision 'bf16-weights' does not work with sharding 'fsdp' (FSDP holds the "
+                            "parameters sharded); use precision 'bf16' with fsdp, or sharding 'ddp'")
         return problems
 
 

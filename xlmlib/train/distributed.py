@@ -60,6 +60,13 @@ def all_sum(value: torch.Tensor, d: Dist) -> torch.Tensor:
     return out
 
 
+def broadcast(tensors, d: Dist) -> None:
+    """Rank 0's values of `tensors`, written in place on every process."""
+    if d.active:
+        for t in tensors:
+            dist.broadcast(t.data, src=0)
+
+
 def barrier(d: Dist) -> None:
     if d.active:
         dist.barrier()
