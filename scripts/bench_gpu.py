@@ -38,7 +38,7 @@ from bench_model import twin_xlmr
 
 from xlmlib.train import distributed as D
 from xlmlib.train.losses import MaskedOnlyLMLoss
-from xlmlib.train.trainer import compile_step
+from xlmlib.train.step import compile_step, device_batch
 
 PAD = 1  # XLM-R's <pad>; ids 0-3 are the specials, the last id is <mask>
 NO_CUDA = "bench.py gpu needs a CUDA GPU; torch.cuda.is_available() is False"
@@ -163,11 +163,10 @@ def training_calls(ours, ref, batch: dict, setting: Setting, compiled: bool):
     ours.masked_only_loss = True
     models = [m.to(setting.device).train() for m in (ours, ref)]
     optims = [torch.optim.AdamW(m.parameters(), lr=1e-5, fused=True) for m in models]
-    ours.check_inputs(batch["input_ids"])
-    ours.validate_inputs = False
     step_ours = MaskedOnlyLMLoss(ours)
     n_targets = int((batch["labels"] != -100).sum())
-    ours_batch = D.to_device(batch, D.Dist(device=setting.device), step_ours.host_keys)
+    ours_batch = device_batch(step_ours, batch, D.Dist(device=setting.device))  # checks the ids once
+    ours.validate_inputs = False  # as inside the trainer's step (step.inputs_checked)
     their_batch = {k: v.to(setting.device) for k, v in batch.items()}
     if compiled:
         step_ours = compile_step(step_ours, setting.compile_backend)

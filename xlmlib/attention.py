@@ -184,7 +184,8 @@ class Packing:
         return self._grid_bias
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(self.B * self.T, -1).index_select(0, self.index)
+        """B T (ids) -> N, or B T D -> N D: the real positions only."""
+        return x.reshape(self.B * self.T, *x.shape[2:]).index_select(0, self.index)
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """B T ... (any strides) -> N D in one copy (no contiguous B T D copy first)."""

@@ -144,15 +144,17 @@ class Transformer(nn.Module):
         if positions is None:
             positions = self._default_positions(input_ids, past)
         langs = self._check_inputs(input_ids, langs, positions, token_type_ids)
-        x = self.embed(input_ids, positions, langs, token_type_ids)
+        n_new = input_ids.shape[1]
         packing = self._packing(keep, host, cache)
+        if packing is not None:  # N real tokens from the embedding on; zeroing pad rows is moot, they are gone
+            input_ids, positions, langs, token_type_ids = (
+                None if t is None else packing.pack(t) for t in (input_ids, positions, langs, token_type_ids))
+        x = self.embed(input_ids, positions, langs, token_type_ids)
         row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows and packing is None else None
-        if packing is not None:
-            x = packing.pack(x)  # N D: zeroing pad rows is moot, they are gone
-        elif row_mask is not None:
+        if row_mask is not None:
             x = x * row_mask
         # Packed attention builds its own mask where its route needs one (attention.py).
-        bias = None if packing is not None else self._attention_bias(keep, input_ids.shape[1], past, x.dtype, host)
+        bias = None if packing is not None else self._attention_bias(keep, n_new, past, x.dtype, host)
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:

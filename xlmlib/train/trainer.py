@@ -37,9 +37,10 @@ from torch import nn
 from ..atomic import atomic_path
 from . import distributed as D
 from .config import OptimConfig
-from .losses import count_targets, model_inputs
+from .losses import count_targets
 from .master import BF16Weights
 from .metrics import MetricsLog, plot_loss
+from .step import compile_step, device_batch, inputs_checked
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +77,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16 if ok else None
     bf16, fp16 = torch.bfloat16, torch.float16
     return {"fp32": None, "bf16": bf16, "bf16-weights": bf16, "fp16": fp16}[precision]
-
-
-def compile_step(module: nn.Module, backend: str) -> nn.Module:
-    """The loss module's forward (model + loss) and its backward compiled as one graph with dynamic
-    shapes. The masked-only LM loss picks a data-dependent number of rows (nonzero); dynamo captures such
-    ops in the graph instead of breaking it when capture_dynamic_output_shape_ops is on. Under compile the
-    encoder runs the masked grid (model.py _packing), whose shapes depend only on B and T."""
-    torch._dynamo.config.capture_dynamic_output_shape_ops = True
-    return torch.compile(module, backend=backend, dynamic=True)
 
 
 def _rng_state() -> dict:
@@ -305,43 +297,19 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.dist.device.type, dtype=self.amp_dtype)
 
-    def _device_batch(self, step: int) -> dict[str, torch.Tensor]:
-        """This process's rows of the step's batch on its device. A loss module naming host_keys (an encoder
-        model's losses) keeps those on the CPU, and the model's range checks run here on the CPU batch, so
-        that a GPU forward and backward need no host synchronisation (see _inputs_checked)."""
-        batch = D.shard_rows(self.source.batch(step), self.dist)
-        host_keys = getattr(self.raw, "host_keys", ())
-        if host_keys:
-            inputs = model_inputs(batch)
-            self.raw.model.check_inputs(inputs["input_ids"], inputs.get("langs"), inputs.get("positions"),
-                                        inputs.get("token_type_ids"))
-        return D.to_device(batch, self.dist, host_keys)
-
-    @contextlib.contextmanager
-    def _inputs_checked(self):
-        """The forward skips the value checks _device_batch already made on the host."""
-        model = self.raw.model if getattr(self.raw, "host_keys", ()) else None
-        if model is None:
-            yield
-            return
-        before, model.validate_inputs = model.validate_inputs, False
-        try:
-            yield
-        finally:
-            model.validate_inputs = before
-
     def train_step(self, step: int) -> tuple[float, float, int]:
         """One optimizer update on the global batch of `step`; returns (mean loss, accuracy, tokens in the global batch)."""
         self.module.train()
-        batch = self._device_batch(step)
-        n_targets = D.all_sum(count_targets(batch["labels"]).to(self.dist.device), self.dist).clamp(min=1)
+        batch = device_batch(self.raw, D.shard_rows(self.source.batch(step), self.dist), self.dist)
+        n_targets = D.all_sum(count_targets(batch["labels"]).to(self.dist.device, non_blocking=True),
+                              self.dist).clamp(min=1)
         micro = _split(batch, self.cfg.grad_accum)
         loss_sum = torch.zeros((), device=self.dist.device)
         correct = torch.zeros((), device=self.dist.device)
         for i, part in enumerate(micro):
             sync = i == len(micro) - 1 or not isinstance(self.module, nn.parallel.DistributedDataParallel)
             with (contextlib.nullcontext() if sync else self.module.no_sync()), self._autocast(), \
-                    self._inputs_checked():
+                    inputs_checked(self.raw):
                 part_loss, part_correct = self.module(part)
                 # DDP and FSDP average gradients over processes; the factor `world` turns that average
                 # back into the sum over the global batch, divided once by its global target count.
@@ -351,7 +319,7 @@ class Trainer:
             correct += part_correct.detach().float()
         mask = batch.get("attention_mask")
         tokens = mask.sum().float() if mask is not None else torch.tensor(float(batch["input_ids"].numel()))
-        totals = D.all_sum(torch.stack([loss_sum, correct, tokens.to(loss_sum.device)]), self.dist)
+        totals = D.all_sum(torch.stack([loss_sum, correct, tokens.to(loss_sum.device, non_blocking=True)]), self.dist)
         loss = float(totals[0] / n_targets)
         if not math.isfinite(loss):
             raise FloatingPointError(_nan_help(step, loss, self.amp_dtype))
