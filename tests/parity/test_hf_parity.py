@@ -4,9 +4,9 @@ Reference: the transformers version installed by the dev extra (5.x). Each case 
 model with transformers' own class, saves it with save_pretrained, loads it through xlmlib's production
 loader, and compares in fp32 eval mode: hidden states and logits max |diff| <= 1e-5, losses equal
 (<= 1e-5), and parameter gradients of the loss within 1e-4 relative (mapped to our names by the
-production table), with the fused q/k/v projection. The reverse direction saves ours with format="hf"
-and loads it in transformers. The worst differences are stored in pytest's cache under "xlmlib/parity"
-for the release notes.
+production table), with q, k, v projected by one fused GEMM and by three. The reverse direction saves
+ours with format="hf" and loads it in transformers. The worst differences are stored in pytest's cache
+under "xlmlib/parity" for the release notes.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ for _fam, _prefix in (("xlmr", "XLMRoberta"), ("xl", "XLMRobertaXL")):
 WORST: dict[str, float] = {}
 
 
-@pytest.fixture(autouse=True)
-def _fused_qkv(monkeypatch):
-    """These batches are small; force the fused q/k/v projection that real batches take (attention.py
-    fuse_min_rows), so parity is checked on that path (the separate one: tests/unit/test_model.py)."""
+@pytest.fixture(autouse=True, params=[True, False], ids=["fused-qkv", "three-qkv"])
+def _fused_qkv(request, monkeypatch):
+    """Force the fused q/k/v projection that batches take on CUDA (attention.py fuse_devices and
+    fuse_min_rows), so parity is checked on that path too: every case runs both."""
+    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_devices", ("cpu",) if request.param else ())
     monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_min_rows", 0)
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from xlmlib import MaskedLM
+from xlmlib.attention import SelfAttention
 from xlmlib.cli import build_parser
 from xlmlib.cli_flags import config_of
 from xlmlib.objectives import mask_tokens
@@ -148,10 +149,14 @@ def _casts_per_forward(out, precision) -> tuple[MaskedLM, list[list[str]]]:
     return model, loss.casts
 
 
-def test_autocast_casts_every_weight_in_every_forward_and_bf16_weights_none(tmp_path):
+@pytest.mark.parametrize("fused", [False, True], ids=["three-qkv", "fused-qkv"])
+def test_autocast_casts_every_weight_in_every_forward_and_bf16_weights_none(tmp_path, fused, monkeypatch):
+    """fused: q, k, v as one GEMM (CUDA's path, attention.py, forced here); autocast then casts their stack."""
+    if fused:
+        monkeypatch.setattr(SelfAttention, "fuse_devices", ("cpu",))
     model, casts = _casts_per_forward(tmp_path / "a", "bf16")
     linears = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-    for i in range(model.config.n_layers):  # fused QKV (attention.py): autocast casts the stacked weights
+    for i in range(model.config.n_layers if fused else 0):
         stacked = [f"layers.{i}.attn.{p}_proj.weight" for p in "qkv"]
         linears = linears - set(stacked) | {"+".join(stacked)}
     assert len(casts) == 2

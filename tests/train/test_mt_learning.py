@@ -101,9 +101,9 @@ def test_unsupervised_mt_learns_a_word_mapping_from_monolingual_data(tmp_path):
     dropout 0.1, blank 0.1; lambda_ae 0:1,200:0.1,400:0) and bt en-fr-en, fr-en-fr, 400 steps, lr 1e-3.
 
     Measured (this test, torch 2.13 CPU, one thread), held-out word accuracy en-fr / fr-en: with the seeds
-    as written 0.4775 / 0.4525 (BLEU 19.41 / 15.93) when q, k, v were three GEMMs, 0.285 / 0.334 since
-    they are one fused GEMM (attention.py; the same function, other float rounding: BLEU 7.28 / 9.0).
-    The result depends on the trajectory: with MLM seeds 1 and 2 (TrainConfig.seed) the separate GEMMs gave 0.38 / 0.42 and
+    as written 0.4775 / 0.4525 (BLEU 19.41 / 15.93) with q, k, v as three GEMMs (CPU's path), 0.285 /
+    0.334 with them as one fused GEMM (CUDA's path, attention.py, forced on CPU; the same function, other
+    float rounding: BLEU 7.28 / 9.0). The result depends on the trajectory: with MLM seeds 1 and 2 (TrainConfig.seed) the separate GEMMs gave 0.38 / 0.42 and
     0.61 / 0.58, the fused one 0.35 / 0.40 and 0.67 / 0.60. Chance (a random word mapping): 1/24 = 0.042;
     best source-blind output (each position's most frequent word): 0.161; copying the source: 0 (disjoint
     vocabularies). In the exploration (numpy-seeded variant of these languages) 800 bt steps reached

@@ -248,8 +248,9 @@ def test_varlen_kernel_equals_per_row_sdpa_on_cuda(causal):
 
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr])
 def test_fused_qkv_equals_three_projections(make, monkeypatch):
-    """One GEMM over the stacked q/k/v weights gives the outputs and gradients of three Linear layers
-    (fuse_min_rows 0 forces the fused path on this small batch, a huge one the separate path)."""
+    """One GEMM over the stacked q/k/v weights (CUDA's path, forced here on CPU and on this small batch)
+    gives the outputs and gradients of three Linear layers (the separate path: a huge fuse_min_rows)."""
+    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_devices", ("cpu",))
     cfg = make()
     ids = torch.randint(4, 40, (3, 8))
     langs = {"langs": 1} if cfg.has_lang_emb else {}
