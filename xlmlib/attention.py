@@ -4,12 +4,14 @@ Shape legend as in model.py: B batch, T tokens in this call, S tokens attended, 
 K head width (D / H), N real (non-padding) tokens of a batch.
 
 A padded batch runs its dense parts (projections, FFN, LayerNorm) on the N real tokens only (Packing).
-Attention over packed tokens takes one of three routes, chosen per call:
+Attention over packed tokens takes one of four routes, chosen per call:
 - varlen: one variable-length FlashAttention kernel over the packed tokens (CUDA, fp16/bf16, no
   attention dropout: torch.nn.attention.varlen.varlen_attn has no dropout), no padded work at all;
 - per_row: one SDPA per row on that row's real tokens (CPU, where a kernel launch costs little);
-- grid: scatter back into the B T grid and run one masked SDPA (every other case: fp32 on CUDA,
-  attention dropout in training, torch without varlen_attn).
+- jagged: SDPA over nested tensors of the jagged layout (torch.nested, a prototype API), whose CUDA
+  kernels take the packed tokens as they are, with attention dropout and in fp32 too (CUDA otherwise);
+- grid: scatter back into the B T grid and run one masked SDPA (causal attention outside varlen, which
+  nested tensors do not take, and a batch with an empty row).
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class Packing:
     per_row_devices: tuple[str, ...] = ("cpu",)
     varlen_devices: tuple[str, ...] = ("cuda",)
     varlen_dtypes: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
+    jagged_devices: tuple[str, ...] = ("cuda",)
 
     def __init__(self, keep: torch.Tensor, *, causal: bool = False, host: torch.Tensor | None = None):
         """keep: B T (True = real) on the model's device; host: the same on the CPU, when the caller has it,
@@ -133,14 +136,18 @@ class Packing:
         self.rows, self.cols = self.index // self.T, self.index % self.T
         cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
         self.cu_seqlens = cu_seqlens.to(keep.device, non_blocking=True)
-        self._keep, self._grid_bias = keep, None
+        self._keep, self._grid_bias, self._offsets = keep, None, None
 
     def route(self, q: torch.Tensor, dropout_p: float) -> str:
-        """"varlen", "per_row" or "grid" (module docstring)."""
+        """"varlen", "per_row", "jagged" or "grid" (module docstring)."""
         device = q.device.type
         if device in self.varlen_devices and q.dtype in self.varlen_dtypes and not dropout_p and varlen_kernel():
             return "varlen"
-        return "per_row" if device in self.per_row_devices else "grid"
+        if device in self.per_row_devices:
+            return "per_row"
+        # Nested-tensor SDPA takes no causal mask, nor an empty row (an empty component).
+        jagged = device in self.jagged_devices and not self.causal and min(self.lengths) > 0
+        return "jagged" if jagged else "grid"
 
     def attend(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
         """N D projections -> N D attention context, each row attending to its own real tokens only."""
@@ -149,6 +156,8 @@ class Packing:
             return self._attend_varlen(q, k, v, n_heads)
         if route == "per_row":
             return self._attend_per_row(q, k, v, n_heads, dropout_p)
+        if route == "jagged":
+            return self._attend_jagged(q, k, v, n_heads, dropout_p)
         return self._attend_grid(q, k, v, n_heads, dropout_p)
 
     def _attend_varlen(self, q, k, v, n_heads: int) -> torch.Tensor:
@@ -170,6 +179,17 @@ class Packing:
                 out[rows] = ctx.transpose(1, 2).reshape(length, D)
             start += length
         return out
+
+    def _attend_jagged(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
+        N, D = q.shape
+        if self._offsets is None:  # one offsets tensor: q, k and v then share their ragged dimension
+            self._offsets = self.cu_seqlens.long()
+        # The lengths are known on the host, so the nested tensors need not read them back from the device.
+        q, k, v = (torch.nested.nested_tensor_from_jagged(
+            t.view(N, n_heads, D // n_heads), self._offsets, min_seqlen=min(self.lengths), max_seqlen=self.max_len,
+        ).transpose(1, 2) for t in (q, k, v))  # B H j K
+        ctx = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=self.causal)
+        return ctx.transpose(1, 2).values().reshape(N, D)
 
     def _attend_grid(self, q, k, v, n_heads: int, dropout_p: float) -> torch.Tensor:
         q, k, v = self.unpack(q, k, v)

@@ -161,12 +161,15 @@ def varlen_stand_in(q, k, v, cu_q, cu_k, max_q, max_k, *, window_size):
 
 
 def use_route(route, monkeypatch) -> list:
-    """Make CPU take an attention route (attention.py): per_row is CPU's own; grid is CUDA's fp32 or
-    dropout route; varlen is CUDA's bf16 route, run here through varlen_stand_in. Returns the list the
-    routes taken are appended to, so a test can show its route ran."""
+    """Make CPU take an attention route (attention.py): per_row is CPU's own; varlen is CUDA's bf16 route,
+    run here through varlen_stand_in; jagged is CUDA's route with dropout or in fp32 (nested tensors, whose
+    CPU kernels stand in for CUDA's); grid is the fallback. Returns the list the routes taken are appended
+    to, so a test can show its route ran."""
     taken = []
     if route != "per_row":
         monkeypatch.setattr(xlmlib.attention.Packing, "per_row_devices", ())
+    if route == "jagged":
+        monkeypatch.setattr(xlmlib.attention.Packing, "jagged_devices", ("cpu",))
     if route == "varlen":
         monkeypatch.setattr(xlmlib.attention.Packing, "varlen_devices", ("cpu",))
         monkeypatch.setattr(xlmlib.attention.Packing, "varlen_dtypes", (torch.float32,))
@@ -177,7 +180,8 @@ def use_route(route, monkeypatch) -> list:
     return taken
 
 
-@pytest.mark.parametrize("route", ["per_row", "grid", "varlen"])
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
+@pytest.mark.parametrize("route", ["per_row", "grid", "varlen", "jagged"])
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False),
                                   lambda: tiny(causal=True)])
 def test_skipping_padding_equals_the_padded_path(make, route, monkeypatch):
@@ -205,12 +209,13 @@ def test_skipping_padding_equals_the_padded_path(make, route, monkeypatch):
     torch.testing.assert_close(fast.loss, ref.loss, atol=1e-6, rtol=0)
     for name, g in ref_grads.items():
         torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-4)
-    assert taken and set(taken) == {route}
+    assert taken and set(taken) == {"grid" if route == "jagged" and cfg.causal else route}  # no causal jagged
 
 
 def test_packed_attention_route_choice(monkeypatch):
     """varlen needs a varlen device, fp16/bf16 and no attention dropout (varlen_attn has none), and torch
-    with the kernel; otherwise CPU runs per row and other devices use the masked grid."""
+    with the kernel; otherwise CPU runs per row, CUDA takes the jagged route, and the masked grid is left
+    for other devices and for a batch with an empty row."""
     keep = torch.tensor([[True, True, False], [True, False, False]])
     packing = xlmlib.attention.Packing(keep)
     assert (packing.lengths, packing.n, packing.max_len) == ([2, 1], 3, 2)
@@ -225,25 +230,48 @@ def test_packed_attention_route_choice(monkeypatch):
     assert packing.route(fp32, 0.0) == "grid"
     monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: None)  # torch without varlen_attn
     assert packing.route(bf16, 0.0) == "grid"
+    monkeypatch.setattr(xlmlib.attention.Packing, "jagged_devices", ("cpu",))
+    assert packing.route(bf16, 0.0) == "jagged" and packing.route(fp32, 0.1) == "jagged"
+    empty_row = xlmlib.attention.Packing(torch.tensor([[True, True], [False, False]]))
+    causal = xlmlib.attention.Packing(keep, causal=True)
+    assert empty_row.route(fp32, 0.0) == "grid" and causal.route(fp32, 0.1) == "grid"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the real varlen_attn kernel")
-@pytest.mark.parametrize("causal", [False, True])
-def test_varlen_kernel_equals_per_row_sdpa_on_cuda(causal):
-    """On a GPU the real kernel agrees with one SDPA per row, forward and backward, in bf16."""
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the real varlen and nested-tensor kernels")
+@pytest.mark.parametrize(("route", "dtype", "causal"), [
+    ("varlen", torch.bfloat16, False), ("varlen", torch.bfloat16, True),
+    ("jagged", torch.bfloat16, False), ("jagged", torch.float32, False)])
+def test_packed_kernels_equal_per_row_sdpa_on_cuda(route, dtype, causal):
+    """On a GPU the real kernels agree with one SDPA per row, forward and backward."""
     torch.manual_seed(0)
     keep = torch.arange(64, device="cuda")[None] < torch.tensor([[64], [17], [40]], device="cuda")
     packing = xlmlib.attention.Packing(keep, causal=causal)
-    q, k, v = (torch.randn(packing.n, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-               for _ in range(3))
-    assert packing.route(q, 0.0) == "varlen"
-    fast = packing.attend(q, k, v, 4, 0.0)
+    q, k, v = (torch.randn(packing.n, 128, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
+    assert packing.route(q, 0.0) == ("varlen" if dtype == torch.bfloat16 else "jagged")
+    attend = packing._attend_varlen if route == "varlen" else (lambda *a: packing._attend_jagged(*a, 0.0))
+    fast = attend(q, k, v, 4)
     grads = torch.autograd.grad(fast.float().square().sum(), (q, k, v))
     ref = packing._attend_per_row(q, k, v, 4, 0.0)
     ref_grads = torch.autograd.grad(ref.float().square().sum(), (q, k, v))
-    torch.testing.assert_close(fast, ref, atol=2e-2, rtol=2e-2)  # bf16 rounding of two kernels
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4  # two kernels' rounding
+    torch.testing.assert_close(fast, ref, atol=tol, rtol=tol)
     for a, b in zip(grads, ref_grads):
-        torch.testing.assert_close(a, b, atol=5e-2, rtol=5e-2)
+        torch.testing.assert_close(a, b, atol=5 * tol, rtol=5 * tol)
+    assert packing.route(q, 0.1) == ("grid" if causal else "jagged")  # attention dropout in training
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
+def test_jagged_route_trains_with_attention_dropout(monkeypatch):
+    """The jagged route is CUDA's route for training with attention dropout: it runs it (here on CPU's
+    nested-tensor kernels), the output changes with the dropout draw, and gradients reach the weights."""
+    taken = use_route("jagged", monkeypatch)
+    model = model_of(xlmlib.Encoder, tiny_xlmr(attention_dropout=0.5)).train()
+    ids = torch.randint(4, 40, (3, 8))
+    ids[1, 5:] = 1
+    first, second = model(ids).last_hidden_state, model(ids).last_hidden_state
+    assert set(taken) == {"jagged"} and not torch.equal(first, second)
+    first.square().mean().backward()
+    assert model.layers[0].attn.q_proj.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr])

@@ -86,9 +86,10 @@ def test_rows_picked_through_host_labels_are_the_boolean_selection():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: torch.cuda.set_sync_debug_mode")
-@pytest.mark.parametrize("padded", [False, True])
-def test_training_step_has_no_host_sync_on_cuda(padded):
-    cfg = tiny_xlmr()
+@pytest.mark.parametrize(("padded", "attention_dropout"), [(False, 0.0), (True, 0.0), (True, 0.1)])
+def test_training_step_has_no_host_sync_on_cuda(padded, attention_dropout):
+    """Dense, padded (varlen route) and padded with attention dropout (jagged route, attention.py)."""
+    cfg = tiny_xlmr(attention_dropout=attention_dropout)
     model = model_of(xlmlib.MaskedLM, cfg).train().cuda()
     model.validate_inputs = False
     ids = torch.randint(4, 30, (3, 8))
