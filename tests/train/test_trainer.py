@@ -164,3 +164,12 @@ def test_compiled_training_equals_eager(tmp_path):
         compiled = _losses(tmp_path / "b", compile="aot_eager")
     torch._dynamo.reset()
     assert compiled == pytest.approx(base, abs=1e-5)
+
+
+def test_adamw_is_fused_on_cuda_only():
+    from xlmlib.train.trainer import build_optimizer
+
+    config = TrainConfig(steps=1, batch_size=8, lr=1e-3, progress=False)
+    assert not build_optimizer(tiny_model(), config).defaults["fused"]
+    if torch.cuda.is_available():  # on a GPU machine the same call picks the fused kernel
+        assert build_optimizer(tiny_model().cuda(), config).defaults["fused"]

@@ -67,7 +67,9 @@ def build_optimizer(module: nn.Module, cfg: OptimConfig, params: list | None = N
     decay = [p for p in params if p.dim() > 1]
     plain = [p for p in params if p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    # On a GPU the fused kernel updates every tensor in one launch; CPU keeps torch's default implementation.
+    fused = bool(params) and all(p.device.type == "cuda" for p in params)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
