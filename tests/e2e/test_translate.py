@@ -8,12 +8,11 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import xlmlib
 from xlmlib.translate import cut, frame, load_translator
 
-from ..train.synthetic import VOCAB, tiny_config, write_lines
+from ..train.synthetic import save_tiny, write_lines
 from ..unit import mt_reference as ref
 
 LINES = ["Guten Morgen!", "Wie geht es dir heute?", "Ja.", "Das Haus ist sehr alt und groß.", "Danke schön.",
@@ -75,11 +74,7 @@ def test_cli_translate_stdin_and_files(mt_dir, tmp_path):
 
 
 def test_cli_train_mt_recipe_logs_bleu(tmp_path):
-    torch.manual_seed(0)
-    model = xlmlib.Translator(tiny_config())
-    model.reset_parameters()
-    model.save_pretrained(tmp_path / "init")
-    VOCAB.save(tmp_path / "init" / "vocab.txt")
+    save_tiny(tmp_path / "init", xlmlib.Translator)
     for lg, words in (("en", "a1 a2 a3"), ("fr", "b1 b2 b3")):
         write_lines(tmp_path / f"train.{lg}", [words] * 8)
     recipe = tmp_path / "mt.toml"

@@ -11,8 +11,6 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import torch
-
 import xlmlib
 from xlmlib import MaskedLM
 from xlmlib.train.config import MTConfig, TrainConfig
@@ -20,7 +18,7 @@ from xlmlib.train.metrics import read_metrics
 from xlmlib.train.mt import run_train_mt, word_accuracy
 from xlmlib.train.pretrain import run_pretrain
 
-from .synthetic import PERM, VOCAB, K, save_tiny, tiny_config, write_lines
+from .synthetic import PERM, K, save_tiny, tiny_config, write_lines
 
 
 def reversed_pairs(n: int, *, seed: int) -> list[tuple[str, str]]:
@@ -39,11 +37,7 @@ def write_pair(tmp: Path, name: str, pairs) -> tuple[str, str]:
 
 
 def test_supervised_mt_learns_substitution_and_reordering(tmp_path):
-    torch.manual_seed(0)
-    model = xlmlib.Translator(tiny_config())
-    model.reset_parameters()
-    model.save_pretrained(tmp_path / "init")
-    VOCAB.save(tmp_path / "init" / "vocab.txt")
+    save_tiny(tmp_path / "init", xlmlib.Translator)
     cfg = MTConfig(model=str(tmp_path / "init"), out=str(tmp_path / "run"), langs=("en", "fr"),
                    parallel=write_pair(tmp_path, "train", reversed_pairs(2000, seed=1)),
                    valid=write_pair(tmp_path, "valid", reversed_pairs(200, seed=2)), mt_steps=("en-fr",),
@@ -55,7 +49,7 @@ def test_supervised_mt_learns_substitution_and_reordering(tmp_path):
     assert last["exact_en-fr"] >= 0.9
     # The trained model and its word list are saved together and load as a Translator.
     trained = xlmlib.Translator.from_pretrained(tmp_path / "run" / "model")
-    assert (tmp_path / "run" / "model" / "vocab.txt").is_file() and trained.config == model.config
+    assert (tmp_path / "run" / "model" / "vocab.txt").is_file() and trained.config == tiny_config()
 
 
 SORTED_LEN = 6
