@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .linear import Linear, linear
 
 
 class KVCache:
@@ -65,10 +66,10 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.layer, self.n_heads, self.p_drop = layer, cfg.n_heads, cfg.attention_dropout
-        self.q_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.k_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.v_proj = nn.Linear(cfg.dim, cfg.dim)
-        self.out_proj = nn.Linear(cfg.dim, cfg.dim)
+        self.q_proj = Linear(cfg.dim, cfg.dim)
+        self.k_proj = Linear(cfg.dim, cfg.dim)
+        self.v_proj = Linear(cfg.dim, cfg.dim)
+        self.out_proj = Linear(cfg.dim, cfg.dim)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v of x (... D each) in one GEMM over the stacked weights (fused QKV). The parameters stay
@@ -78,11 +79,11 @@ class SelfAttention(nn.Module):
         keep three products."""
         projections = (self.q_proj, self.k_proj, self.v_proj)
         fuse = x.device.type in self.fuse_devices and x.numel() >= self.fuse_min_rows * x.shape[-1]
-        if not fuse or not all(type(p) is nn.Linear for p in projections):
+        if not fuse or not all(type(p) is Linear for p in projections):
             return self.q_proj(x), self.k_proj(x), self.v_proj(x)
         weight = torch.cat([p.weight for p in projections])
         bias = torch.cat([p.bias for p in projections])
-        return F.linear(x, weight, bias).chunk(3, dim=-1)
+        return linear(x, weight, bias).chunk(3, dim=-1)
 
     def forward(self, x, bias, cache: KVCache | None = None, packing: Packing | None = None):
         """x is B T D, or N D (real tokens only) when `packing` says where they sit in the B T grid."""

@@ -9,7 +9,6 @@ Shape legend as in model.py (B T D V C).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import losses, tasks
@@ -17,6 +16,7 @@ from .checkpoint.load import load_model
 from .checkpoint.save import save_model
 from .config import ModelConfig
 from .family import family_of
+from .linear import Linear, linear
 from .model import Output, Transformer, fill_sinusoidal, init_weights
 
 
@@ -106,7 +106,7 @@ class Encoder(TaskModel):
 class Pooler(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.dense = nn.Linear(cfg.dim, cfg.dim)
+        self.dense = Linear(cfg.dim, cfg.dim)
 
     def forward(self, h):
         return torch.tanh(self.dense(h[:, 0]))
@@ -120,7 +120,7 @@ class LMHead(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         transform = family_of(cfg).lm_head_transform
-        self.dense = nn.Linear(cfg.dim, cfg.dim) if transform else None
+        self.dense = Linear(cfg.dim, cfg.dim) if transform else None
         self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps) if transform else None
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.quantized: nn.Module | None = None  # int8 projection set by quantize("int8")
@@ -128,13 +128,13 @@ class LMHead(nn.Module):
     def transform(self, h):
         if self.dense is None:
             return h
-        return self.norm(F.gelu(self.dense(h)))
+        return self.norm(self.dense(h, activation="gelu"))
 
     def forward(self, h, tokens: nn.Module):
         """Logits over the vocabulary of `tokens`, the (tied) token-embedding module."""
         if self.quantized is not None:
             return self.quantized(self.transform(h))
-        return F.linear(self.transform(h), tokens.weight, self.bias)
+        return linear(self.transform(h), tokens.weight, self.bias)
 
 
 class MaskedLM(TaskModel):
@@ -203,9 +203,9 @@ class ClassificationHead(nn.Module):
 
     def __init__(self, cfg: ModelConfig, n_out: int):
         super().__init__()
-        self.dense = nn.Linear(cfg.dim, cfg.dim) if family_of(cfg).classifier_hidden else None
+        self.dense = Linear(cfg.dim, cfg.dim) if family_of(cfg).classifier_hidden else None
         self.dropout = nn.Dropout(_classifier_dropout(cfg))
-        self.out_proj = nn.Linear(cfg.dim, n_out)
+        self.out_proj = Linear(cfg.dim, n_out)
 
     def forward(self, h):
         x = self.dropout(h[:, 0])
@@ -257,7 +257,7 @@ class TokenClassifier(TaskModel):
             config = config.replace(num_labels=num_labels)
         super().__init__(config)
         self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.dim, config.num_labels)
+        self.classifier = Linear(config.dim, config.num_labels)
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
@@ -280,7 +280,7 @@ class QuestionAnswering(TaskModel):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.qa_outputs = nn.Linear(config.dim, 2)
+        self.qa_outputs = Linear(config.dim, 2)
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):
@@ -308,8 +308,8 @@ class MultipleChoice(TaskModel):
         pooled = family_of(config).choice_pooler
         self.pooler = Pooler(config) if pooled else None
         self.dropout = nn.Dropout(_classifier_dropout(config))
-        self.classifier = nn.Linear(config.dim, 1 if pooled else config.num_labels)
-        self.logits_proj = None if pooled else nn.Linear(config.num_labels, 1)
+        self.classifier = Linear(config.dim, 1 if pooled else config.num_labels)
+        self.logits_proj = None if pooled else Linear(config.num_labels, 1)
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
                 labels=None, output_hidden_states=False, cache=None):

@@ -15,6 +15,7 @@ from torch import nn
 from . import losses
 from .config import ModelConfig
 from .heads import TaskModel
+from .linear import Linear
 from .model import Output
 
 
@@ -30,12 +31,12 @@ class BeamQAHead(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         D = cfg.dim
-        self.start = nn.Linear(D, 1)
-        self.end_in = nn.Linear(2 * D, D)
+        self.start = Linear(D, 1)
+        self.end_in = Linear(2 * D, D)
         self.end_norm = nn.LayerNorm(D, eps=cfg.norm_eps)
-        self.end_out = nn.Linear(D, 1)
-        self.cls_in = nn.Linear(2 * D, D)
-        self.cls_out = nn.Linear(D, 1, bias=False)
+        self.end_out = Linear(D, 1)
+        self.cls_in = Linear(2 * D, D)
+        self.cls_out = Linear(D, 1, bias=False)
 
     def start_logits(self, h, p_mask):
         return _masked(self.start(h).squeeze(-1), p_mask)

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .linear import linear
+
 IGNORE_INDEX = -100  # the label of a position that is not predicted (torch cross_entropy's default)
 REDUCTIONS = ("mean", "sum")
 
@@ -51,7 +53,7 @@ def masked_lm_loss(
     rows, targets = _predicted_rows(hidden, labels)
     if transform is not None:
         rows = transform(rows)
-    logits = F.linear(rows, weight, bias)
+    logits = linear(rows, weight, bias)
     loss = F.cross_entropy(logits.float(), targets, reduction="sum")
     if reduction == "mean":  # sym_max: no branch on M, so a compiled step does not break its graph here
         loss = loss / torch.sym_max(targets.numel(), 1)

@@ -14,11 +14,11 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache, Packing, SelfAttention, attention_bias
 from .config import ModelConfig
+from .linear import Linear
 
 
 @dataclass
@@ -83,12 +83,12 @@ class Embeddings(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.fc1 = nn.Linear(cfg.dim, cfg.ffn_dim)
-        self.fc2 = nn.Linear(cfg.ffn_dim, cfg.dim)
-        self.act = F.gelu if cfg.activation == "gelu" else F.relu
+        self.fc1 = Linear(cfg.dim, cfg.ffn_dim)
+        self.fc2 = Linear(cfg.ffn_dim, cfg.dim)
+        self.activation = cfg.activation
 
     def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.fc1(x, activation=self.activation))
 
 
 class Layer(nn.Module):

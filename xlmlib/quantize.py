@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .linear import ACTIVATIONS
+
 MODES = ("int8", "bf16", "fp32-onednn")
 
 
@@ -35,24 +37,26 @@ class Int8Linear(nn.Module):
         self.out_features = w.shape[0]
         self._packed = torch.ops.quantized.linear_prepack(qweight, None if bias is None else bias.detach().float())
 
-    def forward(self, x):
+    def forward(self, x, activation: str = "none"):
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]).float().contiguous(), self._packed, True)
-        return y.view(*x.shape[:-1], self.out_features)
+        return ACTIVATIONS[activation](y.view(*x.shape[:-1], self.out_features))
 
 
 class OneDNNLinear(nn.Module):
-    """y = x W^T + b in fp32 by oneDNN, with W held as a oneDNN tensor (converted once, not per call)."""
+    """activation(x W^T + b) in fp32 by oneDNN's matmul (linear.py), with W reordered once into oneDNN's
+    blocked layout (torch.ops.mkldnn._reorder_linear_weight, the prepacking torch.compile's CPU freezing
+    uses) instead of read from PyTorch's row-major layout in every call."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
-        self.out_features = weight.shape[0]
-        self._weight = weight.detach().float().to_mkldnn()
-        self._bias = None if bias is None else bias.detach().float().to_mkldnn()
+        self._weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach().float().contiguous(), None)
+        self._bias = None if bias is None else bias.detach().float().contiguous()
 
-    def forward(self, x):
-        flat = x.reshape(-1, x.shape[-1]).float().contiguous().to_mkldnn()
-        y = torch._C._nn.mkldnn_linear(flat, self._weight, self._bias).to_dense()
-        return y.view(*x.shape[:-1], self.out_features)
+    def forward(self, x, activation: str = "none"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+        algorithm = "none" if activation == "gelu" else ""  # oneDNN's gelu "none" is the erf form
+        return torch.ops.mkldnn._linear_pointwise(x.float(), self._weight, self._bias, activation, [], algorithm)
 
 
 class Int8Embedding(nn.Module):
@@ -108,8 +112,9 @@ def to_bf16(model) -> None:
 
 
 def to_onednn(model) -> None:
-    if not torch.backends.mkldnn.is_available():
-        raise RuntimeError("fp32-onednn needs PyTorch built with oneDNN (torch.backends.mkldnn), which this build lacks")
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        raise RuntimeError("fp32-onednn needs PyTorch built with oneDNN (torch.backends.mkldnn) and its "
+                           "prepacked linear (torch.ops.mkldnn._linear_pointwise), which this build lacks")
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise ValueError("fp32-onednn is a CPU conversion; this model has parameters on another device")
     model.float()

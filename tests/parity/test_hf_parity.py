@@ -4,7 +4,8 @@ Reference: the transformers version installed by the dev extra (5.x). Each case 
 model with transformers' own class, saves it with save_pretrained, loads it through xlmlib's production
 loader, and compares in fp32 eval mode: hidden states and logits max |diff| <= 1e-5, losses equal
 (<= 1e-5), and parameter gradients of the loss within 1e-4 relative (mapped to our names by the
-production table), with q, k, v projected by one fused GEMM and by three. The reverse direction saves
+production table), with q, k, v projected by one fused GEMM and by three, and outputs again under
+torch.no_grad (where CPU inference takes oneDNN's kernel). The reverse direction saves
 ours with format="hf" and loads it in transformers. The worst differences are stored in pytest's cache
 under "xlmlib/parity" for the release notes.
 """
@@ -48,10 +49,14 @@ WORST: dict[str, float] = {}
 
 @pytest.fixture(autouse=True, params=[True, False], ids=["fused-qkv", "three-qkv"])
 def _fused_qkv(request, monkeypatch):
-    """Force the fused q/k/v projection that batches take on CUDA (attention.py fuse_devices and
-    fuse_min_rows), so parity is checked on that path too: every case runs both."""
-    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_devices", ("cpu",) if request.param else ())
+    """Every case runs both ways the products are taken. fused-qkv: the fused q/k/v projection that batches
+    take on CUDA (attention.py fuse_devices and fuse_min_rows), with F.linear. three-qkv: the CPU path, three
+    q/k/v products, and in inference oneDNN's kernel for every weight (linear.py ONEDNN_MIN_WEIGHT lowered
+    from 256 x 256 to 0, so these tiny models take it too)."""
+    fused = request.param
+    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_devices", ("cpu",) if fused else ())
     monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_min_rows", 0)
+    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", float("inf") if fused else 0)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -188,6 +193,10 @@ def test_outputs_losses_and_gradients_match(tmp_path, family, hf_class, our_clas
     all_rows = not skip_padding and not (family.endswith("causal") and padding == "left")
     pairs, compare_loss = _comparable(_pairs(our_class, out, ref_out), real, our_class, padding, all_rows)
     _check(f"{hf_class}/{padding}" + ("/skip-padding" if skip_padding else ""), pairs)
+    with torch.no_grad():  # inference, where the CPU path takes oneDNN's kernel (xlmlib/linear.py)
+        again = ours(**common, labels=labels, output_hidden_states=True, **extra)
+    pairs, _ = _comparable(_pairs(our_class, again, ref_out), real, our_class, padding, all_rows)
+    _check(f"{hf_class}/{padding}/no-grad" + ("/skip-padding" if skip_padding else ""), pairs)
     if not compare_loss:
         return
     _objective(out.loss, out.last_hidden_state, out.pooled, real).backward()

@@ -1,11 +1,14 @@
-"""Fast paths: int8 and bf16 inference stay close to fp32, torch.compile traces the encoder without graph
-breaks, and the ONNX export runs in onnxruntime to the same outputs."""
+"""Fast paths: CPU inference through oneDNN's kernel keeps the fp32 numbers, int8 and bf16 inference stay
+close to fp32, torch.compile traces the encoder without graph breaks, and the ONNX export runs in
+onnxruntime to the same outputs."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import xlmlib
+from xlmlib.linear import linear, onednn_applies
 from xlmlib.quantize import Int8Embedding, Int8Linear, OneDNNLinear
 
 from .test_model import model_of, tiny, tiny_xlmr
@@ -25,6 +28,69 @@ def batch(cfg, seed=0):
 
 def cosine(a, b, real):
     return F.cosine_similarity(a[real].flatten().float(), b[real].flatten().float(), dim=0).item()
+
+
+needs_onednn = pytest.mark.skipif(not xlmlib.linear._ONEDNN, reason="this torch build has no oneDNN matmul")
+
+
+@needs_onednn
+@pytest.mark.parametrize("activation", ["none", "gelu", "relu"])
+@pytest.mark.parametrize("shape", [(7, 96), (2, 5, 96), (0, 96)], ids=["rows", "batch", "empty"])
+def test_onednn_linear_equals_f_linear(monkeypatch, activation, shape):
+    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
+    g = torch.Generator().manual_seed(0)
+    x, weight, bias = torch.randn(shape, generator=g), torch.randn(80, 96, generator=g), torch.randn(80, generator=g)
+    expected = {"none": lambda y: y, "gelu": F.gelu, "relu": F.relu}[activation](F.linear(x, weight, bias))
+    with torch.no_grad():
+        assert onednn_applies(x, weight, bias)
+        torch.testing.assert_close(linear(x, weight, bias, activation), expected, atol=1e-5, rtol=0)
+        strided = x.transpose(0, -1).contiguous().transpose(0, -1)  # the same values, not row-major
+        torch.testing.assert_close(linear(strided, weight, bias, activation), expected, atol=1e-5, rtol=0)
+
+
+def test_onednn_rule(monkeypatch):
+    """oneDNN's kernel has no backward and no autocast: only fp32 CPU products that want no gradient take it,
+    and only for weights of at least ONEDNN_MIN_WEIGHT elements."""
+    x, small, big = torch.randn(4, 256), torch.randn(8, 256), torch.randn(256, 256, requires_grad=True)
+    with torch.no_grad():
+        assert onednn_applies(x, big, None) == xlmlib.linear._ONEDNN
+        assert not onednn_applies(x, small, None)  # 2048 elements < 256 x 256
+        assert not onednn_applies(x.double(), big.double(), None)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not onednn_applies(x, big, None)
+    assert not onednn_applies(x, big, None)  # grad mode with a weight that requires grad
+    assert onednn_applies(x, big.detach(), None) == xlmlib.linear._ONEDNN  # frozen weight and input
+    with pytest.raises(ValueError, match="activation must be one of"):
+        linear(x, big, activation="tanh")
+
+
+class _OpRecorder(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@needs_onednn
+def test_inference_takes_onednn_and_training_does_not(monkeypatch):
+    """Every Linear of a no-grad forward (4 attention + 2 FFN per layer, the LM head's dense and its tied
+    projection) runs as one oneDNN call, GELU included; a forward that builds a graph runs none."""
+    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
+    cfg = medium_xlmr()
+    model, ids = model_of(xlmlib.MaskedLM, cfg), batch(cfg)
+    with torch.no_grad(), _OpRecorder() as inference:
+        got = model(ids)
+    with _OpRecorder() as training:
+        expected = model(ids)
+    calls = [op for op in inference.ops if "_linear_pointwise" in op]
+    assert len(calls) == 6 * cfg.n_layers + 2
+    assert not any("gelu" in op for op in inference.ops)  # fused into fc1 and the head's dense
+    assert not any("_linear_pointwise" in op for op in training.ops)
+    real = ids != cfg.pad_index
+    torch.testing.assert_close(got.logits[real], expected.logits[real].detach(), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("mode", ["int8", "bf16"])
@@ -62,7 +128,9 @@ def test_onednn_keeps_the_fp32_numbers():
     ids = batch(cfg)
     real = ids != cfg.pad_index
     with torch.no_grad():
-        expected = model_of(xlmlib.MaskedLM, cfg)(ids)
+        with pytest.MonkeyPatch.context() as patch:  # the expected numbers from F.linear alone
+            patch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", float("inf"))
+            expected = model_of(xlmlib.MaskedLM, cfg)(ids)
         model = model_of(xlmlib.MaskedLM, cfg).quantize("fp32-onednn")
         got = model(ids)
     assert isinstance(model.layers[0].attn.q_proj, OneDNNLinear)
@@ -81,19 +149,29 @@ def test_bf16_keeps_layernorm_in_fp32():
 
 
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False)])
-def test_compile_traces_without_graph_breaks(make):
-    """fullgraph=True fails on any graph break; the eager backend checks tracing without code generation."""
+def test_compile_traces_without_graph_breaks(monkeypatch, make):
+    """fullgraph=True fails on any graph break; a backend that runs the graph as traced (no code generation)
+    records its calls. The graph holds no oneDNN kernel call even where eager inference takes it (linear.py
+    leaves compiled graphs to the compiler, whose CPU backend picks its own kernels)."""
+    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
     cfg = make()
     model = model_of(xlmlib.MaskedLM, cfg)
     ids = batch(cfg)
     langs = {"langs": torch.ones_like(ids)} if cfg.has_lang_emb else {}
+    calls = []
+
+    def backend(graph_module, example_inputs):
+        calls.extend(str(node.target) for node in graph_module.graph.nodes if node.op == "call_function")
+        return graph_module.forward
+
     torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    compiled = torch.compile(model, fullgraph=True, backend=backend)
     with torch.no_grad():
         got = compiled(ids, **langs).logits
         model.skip_padding = False  # compiled code keeps the padded layout (shapes must not depend on data)
         expected = model(ids, **langs).logits
-    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert any("linear" in call for call in calls) and not any("mkldnn" in call for call in calls)
 
 
 @pytest.mark.slow
@@ -109,10 +187,12 @@ def test_inductor_compile_matches_eager():
 
 
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr])
-def test_onnx_export_runs_in_onnxruntime(tmp_path, make):
+def test_onnx_export_runs_in_onnxruntime(tmp_path, monkeypatch, make):
     ort = pytest.importorskip("onnxruntime")
     from xlmlib.export import export_onnx
 
+    # Inference would take oneDNN's kernel (no ONNX counterpart) at this size; a traced graph must not.
+    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
     cfg = make()
     model = model_of(xlmlib.Encoder, cfg)
     path = export_onnx(model, tmp_path / "encoder.onnx")
