@@ -9,10 +9,11 @@ quantization of nn.Linear alone would leave it fp32).
 bf16: weights in bfloat16 except LayerNorm parameters, which stay fp32 so normalisation is computed and
 accumulated in fp32; scaled_dot_product_attention accumulates its softmax in fp32 for bf16 inputs.
 
-fp32-onednn: the same fp32 numbers (within 1e-5), with every Linear's weight converted once to a oneDNN
-tensor and applied by oneDNN's matmul instead of PyTorch's default CPU GEMM (MKL). On the 2-core AMD EPYC
-machine this project measured, oneDNN ran the encoder's products at 139-199 GFLOP/s where MKL ran them at
-92-184 (the 1024x1024 projections gain most); the README's speed section has the model-level figures.
+fp32-onednn: the same fp32 numbers, with every Linear's weight reordered once into oneDNN's blocked
+layout. Plain fp32 inference on CPU already multiplies through oneDNN's matmul (linear.py), reading the
+weights in PyTorch's layout; prepacking them gained a further 1-7% on the XLM 1024-d forward on the
+2-core AMD EPYC machine this project measures (the README's speed section), and the model can no
+longer be trained or saved.
 """
 
 from __future__ import annotations
