@@ -9,7 +9,7 @@ The kernel has no backward, so it is taken only where no gradient is wanted (tor
 mode, or frozen weights and inputs), in fp32 outside autocast, outside compiled or exported graphs, and for
 weights of at least ONEDNN_MIN_WEIGHT elements (below that its fixed cost of about 15 us per call is more
 than MKL takes). Training and every other device keep F.linear. The results are the same fp32 products
-summed in another order: within 1e-5 of F.linear, which the parity suite checks (tests/parity).
+summed in another order; the parity suite (tests/parity) holds them to 1e-5 of transformers.
 """
 
 from __future__ import annotations
