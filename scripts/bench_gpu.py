@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -308,6 +309,7 @@ def render(rows: list[dict], info: dict) -> list[str]:
     by_number = {r["number"]: r for r in rows}
     lines += [f"| {r['case']} | {r['ours']:,.1f} | {r['transformers']:,.1f} | {r['ratio']:.2f}x | "
               f"{100 * r['mfu']:.1f}% | {dense_equivalent(r, by_number)} |" for r in rows]
+    lines += [f"| {f['case']} | failed: {f['error'][:120]} | | | | |" for f in info.get("failed", [])]
     lines += ["", ("ratio = transformers' median time / ours. Dense-equivalent: a variable-length case's real "
               "tokens/s as a % of its dense twin's tokens/s (goal >= 95%); the twins' row lengths differ, so "
               "attention's share of the work does too (MFU counts it).")]
@@ -351,18 +353,28 @@ def main(args, machine: dict) -> int:
     print(f"peak used for MFU: {peak:g} TFLOP/s ({source})", file=sys.stderr)
     info = machine | {"gpu": gpu, "cuda": torch.version.cuda, "peak_tflops": peak, "peak_source": source,
                       "smoke": setting.smoke, "repeats": setting.repeats, "warmup": setting.warmup}
-    rows, check = [], None
+    rows, failed, check = [], [], None
     for case in cases:
-        rows.append(run_case(case, setting, transformers, peak))
+        try:
+            rows.append(run_case(case, setting, transformers, peak))
+        except Exception as err:  # noqa: BLE001 - one failing case must not cost a device session the others
+            traceback.print_exc()
+            failed.append({"number": case.number, "case": f"{case.number}. {case.title}", "error": repr(err)})
         free_device(cuda)
+        info["failed"] = failed
         write(args.out, render(rows, info), {"machine": info, "rows": rows})  # a later crash keeps these
         print(f"done: case {case.number}", file=sys.stderr)
     lines = render(rows, info)
     if args.sync_check and cuda:
-        check = sync_check(setting, transformers)
-        lines += render_sync(check)
+        try:
+            check = sync_check(setting, transformers)
+            lines += render_sync(check)
+        except Exception as err:  # noqa: BLE001 - as for the cases
+            traceback.print_exc()
+            failed.append({"number": 0, "case": "sync check", "error": repr(err)})
+            lines += ["", f"Sync check failed: {err!r}"]
     elif args.sync_check:
         print("--sync-check needs CUDA; skipped", file=sys.stderr)
     write(args.out, lines, {"machine": info, "rows": rows, "sync_check": check})
     print("\n".join(lines))
-    return 0
+    return 1 if failed else 0

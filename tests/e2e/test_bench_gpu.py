@@ -53,3 +53,26 @@ def test_refuses_without_cuda(tmp_path):
     assert done.returncode != 0
     assert "bench.py gpu needs a CUDA GPU; torch.cuda.is_available() is False" in done.stderr
     assert not (tmp_path / "gpu.md").exists()
+
+
+def test_a_failing_case_is_reported_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    """A device session has minutes: one case that fails (here a simulated out-of-memory in case 2) is
+    written into the table with its error, the later cases still run, and the exit status says so."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import bench
+    import bench_gpu
+
+    real = bench_gpu.run_case
+
+    def run_case(case, *args):
+        if case.number == 2:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(case, *args)
+
+    monkeypatch.setattr(bench_gpu, "run_case", run_case)
+    out = tmp_path / "gpu.md"
+    assert bench.main(["gpu", "--smoke", "--repeats", "1", "--warmup", "1", "--cases", "1,2,3", "--out", str(out)]) == 1
+    table = [ln for ln in out.read_text(encoding="utf-8").splitlines() if re.match(r"\| \d\. ", ln)]
+    assert [int(ln[2]) for ln in table] == [1, 3, 2]
+    assert "failed: RuntimeError('CUDA out of memory (simulated)')" in table[2]
+    assert "CUDA out of memory (simulated)" in capsys.readouterr().err  # the traceback, for the log
