@@ -3,7 +3,7 @@
 # holds a CUDA torch and transformers; xlmlib runs from the checkout, no install needed). About 8 minutes:
 #   1. the CUDA-only tests: the varlen_attn route against per-row SDPA (forward + backward, bf16) and the
 #      training step under torch.cuda.set_sync_debug_mode("error");
-#   2. `bench.py gpu` (the issue's 7 cases, MFU) with --sync-check.
+#   2. `bench.py gpu` (the issue's 7 cases and case 8, inference as CUDA graphs; MFU) with --sync-check.
 # Results go under $OUT (the device tool's folder that comes back), else bench-results/gpu-check.
 # SMOKE=1 runs the same on a CPU-only machine (the CUDA tests skip, the benchmark runs --smoke) to check
 # the script before spending device time.
