@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--repeats", type=int, default=3)
     load.set_defaults(handler=_load)
     gpu = sub.add_parser("gpu", help="XLM-R base/large inference and MLM training steps on one CUDA GPU, with MFU")
-    gpu.add_argument("--cases", default="1,2,3,4,5,6,7,8", help="comma list of case numbers (see bench_gpu.py)")
+    gpu.add_argument("--cases", default="1,2,3,4,5,6,7,8,9", help="comma list of case numbers (see bench_gpu.py)")
     gpu.add_argument("--repeats", type=int, default=10, help="timed calls per library (median reported)")
     gpu.add_argument("--warmup", type=int, default=3, help="untimed calls per library first")
     gpu.add_argument("--peak-tflops", type=float, default=None,

@@ -167,13 +167,15 @@ class MaskedLM(TaskModel):
         loss = None if targets is None else losses.full_lm_loss(logits[:, :-1] if shift else logits, targets)
         return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden, cache=cache)
 
-    def lm_loss(self, h, labels, *, reduction: str = "mean", full_projection: bool = False) -> losses.LMLoss:
+    def lm_loss(self, h, labels, *, reduction: str = "mean", full_projection: bool = False,
+                rows: int | None = None) -> losses.LMLoss:
         """The LM loss of hidden states h (B T D) against aligned labels (B T, no shift), with the logits
-        and labels of the predicted rows. By default only those rows are projected onto the vocabulary;
-        full_projection projects every row first (the same loss, for comparisons and benchmarks)."""
+        and labels of the predicted rows. By default only those rows are projected onto the vocabulary
+        (exactly `rows` of them with filler, when given: losses.masked_lm_loss); full_projection projects
+        every row first (the same loss, for comparisons and benchmarks)."""
         if not full_projection and self.lm_head.quantized is None:
             return losses.masked_lm_loss(h, labels, self.embed.tokens.weight, self.lm_head.bias,
-                                         transform=self.lm_head.transform, reduction=reduction)
+                                         transform=self.lm_head.transform, reduction=reduction, rows=rows)
         logits = self.lm_head(h, self.embed.tokens)
         selected = labels != losses.IGNORE_INDEX
         return losses.LMLoss(losses.full_lm_loss(logits, labels, reduction=reduction), logits[selected],

@@ -22,8 +22,8 @@ REDUCTIONS = ("mean", "sum")
 
 class LMLoss(NamedTuple):
     loss: torch.Tensor  # scalar
-    logits: torch.Tensor  # (M, V) logits of the predicted positions only
-    targets: torch.Tensor  # (M,) their labels
+    logits: torch.Tensor  # (M, V) logits of the predicted positions only (or of a fixed number of rows)
+    targets: torch.Tensor  # (M,) their labels (IGNORE_INDEX on a fixed count's filler rows)
 
 
 def _check(reduction: str) -> None:
@@ -39,6 +39,7 @@ def masked_lm_loss(
     *,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     reduction: str = "mean",
+    rows: int | None = None,
 ) -> LMLoss:
     """Cross-entropy of the LM head computed on the predicted rows only: (M, D) @ (D, V), not (B·T, V).
 
@@ -48,15 +49,19 @@ def masked_lm_loss(
     projection with ignore_index (MLM 0.15·B·T rows instead of B·T; pytext PR#957, user-needs item 2).
     reduction "sum" lets a data-parallel trainer divide by the global count of predicted positions.
     With no predicted position the loss is 0 (kept in the graph), not the NaN of a mean over nothing.
+    rows: project exactly this many rows whatever the labels (static shapes, which CUDA graphs need): the
+    predicted positions, then filler rows without a target. It must be at least the number of predicted
+    positions (the trainer counts them on its CPU batch); the loss is the same.
     """
     _check(reduction)
-    rows, targets = _predicted_rows(hidden, labels)
+    picked, targets = _predicted_rows(hidden, labels) if rows is None else _fixed_rows(hidden, labels, rows)
     if transform is not None:
-        rows = transform(rows)
-    logits = linear(rows, weight, bias)
-    loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-    if reduction == "mean":  # sym_max: no branch on M, so a compiled step does not break its graph here
-        loss = loss / torch.sym_max(targets.numel(), 1)
+        picked = transform(picked)
+    logits = linear(picked, weight, bias)
+    loss = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    if reduction == "mean":  # no branch on M, so a compiled step does not break its graph here
+        count = torch.sym_max(targets.numel(), 1) if rows is None else (targets != IGNORE_INDEX).sum().clamp(min=1)
+        loss = loss / count
     return LMLoss(loss, logits, targets)
 
 
@@ -71,6 +76,19 @@ def _predicted_rows(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     targets = labels.reshape(-1)[index].to(hidden.device, non_blocking=True)
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index.to(hidden.device, non_blocking=True))
     return rows, targets
+
+
+def _fixed_rows(hidden: torch.Tensor, labels: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, D) hidden rows and (rows,) labels: the predicted positions in order, then filler rows (the
+    last position again, labelled IGNORE_INDEX). nonzero_static gives the fixed shape without reading the
+    count back from the device."""
+    flat = labels.reshape(-1)
+    n = flat.numel()
+    index = torch.nonzero_static(flat != IGNORE_INDEX, size=rows, fill_value=n).squeeze(1)
+    targets = torch.cat([flat, flat.new_full((1,), IGNORE_INDEX)]).index_select(0, index)
+    index = index.clamp(max=n - 1).to(hidden.device, non_blocking=True)
+    picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index)
+    return picked, targets.to(hidden.device, non_blocking=True)
 
 
 def full_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:

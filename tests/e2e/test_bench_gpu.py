@@ -1,4 +1,4 @@
-"""`python scripts/bench.py gpu` as a user runs it: --smoke exercises all eight cases on CPU with a tiny
+"""`python scripts/bench.py gpu` as a user runs it: --smoke exercises all nine cases on CPU with a tiny
 model (its numbers mean nothing, so only their form and internal consistency are checked), and without
 --smoke a machine with no CUDA GPU gets a clear refusal. Speed itself is never asserted here."""
 
@@ -33,7 +33,7 @@ def test_smoke_run_prints_all_cases_consistently(tmp_path):
     done = run_bench("--smoke", "--repeats", "1", "--out", out)
     assert done.returncode == 0, done.stderr[-3000:]
     table = [ln for ln in out.read_text(encoding="utf-8").splitlines() if re.match(r"\| \d\. ", ln)]
-    assert [int(ln[2]) for ln in table] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [int(ln[2]) for ln in table] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert table == [ln for ln in done.stdout.splitlines() if re.match(r"\| \d\. ", ln)]
     for line in table:
         cells = line.strip("|").split("|")

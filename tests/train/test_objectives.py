@@ -160,8 +160,11 @@ def test_invalid_masking_config_fails():
         MaskingConfig(vocab_size=10, mask_id=12, pad_id=2)
 
 
+@pytest.mark.parametrize("extra_rows", [None, 0, 13], ids=["selected", "fixed-exact", "fixed-with-filler"])
 @pytest.mark.parametrize("with_transform", [False, True])
-def test_masked_only_loss_equals_full_projection(with_transform):
+def test_masked_only_loss_equals_full_projection(with_transform, extra_rows):
+    """The loss and every gradient equal the full projection's, whether the predicted rows are selected as
+    they are or as a fixed count (rows = M + extra_rows, the static shapes CUDA graphs need)."""
     torch.manual_seed(0)
     B, T, D, V = 4, 24, 16, 50
     hidden = torch.randn(B, T, D, requires_grad=True)
@@ -175,10 +178,13 @@ def test_masked_only_loss_equals_full_projection(with_transform):
     full = torch.nn.functional.cross_entropy(head(full_rows).reshape(-1, V), labels.reshape(-1), ignore_index=-100)
     params = [hidden, head.weight, head.bias, *(transform.parameters() if with_transform else [])]
     full_grads = torch.autograd.grad(full, params)
-    out = masked_lm_loss(hidden, labels, head.weight, head.bias, transform=fn)
+    M = int((labels != IGNORE_INDEX).sum())
+    rows = None if extra_rows is None else M + extra_rows
+    out = masked_lm_loss(hidden, labels, head.weight, head.bias, transform=fn, rows=rows)
     grads = torch.autograd.grad(out.loss, params)
     assert abs(out.loss.item() - full.item()) <= 1e-6
-    assert out.logits.shape == (int((labels != IGNORE_INDEX).sum()), V)
+    assert out.logits.shape == (rows or M, V)
+    assert out.targets[M:].eq(IGNORE_INDEX).all() and out.targets[:M].tolist() == labels[labels != IGNORE_INDEX].tolist()
     for g_full, g in zip(full_grads, grads):
         assert torch.allclose(g_full, g, atol=1e-6)
 

@@ -166,6 +166,88 @@ def test_compiled_training_equals_eager(tmp_path):
     assert compiled == pytest.approx(base, abs=1e-5)
 
 
+def test_graph_rows_round_up_by_at_most_an_eighth():
+    from xlmlib.train.step import graph_rows
+
+    # Expected values by hand from the rule: steps of max(8, 2 ** (bits of the largest count - 4)).
+    assert graph_rows([]) == 0 and graph_rows([0]) == 0 and graph_rows([3, 5]) == 8
+    assert graph_rows([1229, 1100]) == 1280  # 1229 has 11 bits: steps of 128
+    assert graph_rows([1024]) == 1024 and graph_rows([1025]) == 1152
+    for top in range(1, 5000):
+        assert top <= graph_rows([top]) <= max(top + 7, top * 9 / 8)
+
+
+def test_head_rows_are_fixed_inside_the_step_only():
+    """Evaluation batches have other counts of predicted positions, which a leftover fixed count could cut."""
+    from xlmlib.train.losses import ClassificationLoss
+    from xlmlib.train.step import head_rows
+
+    step = MaskedOnlyLMLoss(tiny_model())
+    with head_rows(step, 24):
+        assert step.fixed_rows == 24
+    assert step.fixed_rows is None
+    with pytest.raises(RuntimeError), head_rows(step, 24):
+        raise RuntimeError("a failing step")
+    assert step.fixed_rows is None
+    classify = ClassificationLoss(tiny_model())
+    with head_rows(classify, 24):  # a loss without an LM head is left alone
+        assert not hasattr(classify, "fixed_rows")
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_the_cuda_graph_step_is_one_static_graph(padded):
+    """With the LM head's row count fixed (graph_rows) the step captures as one graph even without capturing
+    data-dependent output shapes: nothing in it depends on the data's values, which CUDA graphs need."""
+    import torch._dynamo
+
+    from xlmlib.train.losses import count_targets
+    from xlmlib.train.step import graph_rows
+
+    batch = _masked_batch()
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    if padded:
+        batch["attention_mask"][:4, 10:] = 0
+    step = MaskedOnlyLMLoss(tiny_model())
+    step.fixed_rows = graph_rows([int(count_targets(batch["labels"]))])
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(capture_dynamic_output_shape_ops=False):
+        explained = torch._dynamo.explain(lambda b: step(b)[0])(batch)
+    torch._dynamo.reset()
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+
+
+def test_cudagraphs_training_equals_eager(tmp_path, monkeypatch):
+    """--compile cudagraphs as the trainer runs it (head rows counted on the CPU batch, every input on the
+    device, static shapes, two micro-batches) with inductor's CUDA-graph mode swapped for aot_eager's capture,
+    as this CPU has no CUDA graphs: the eager loss curve within 1e-5. CUDA graphs themselves are checked by
+    test_cudagraphs_training_on_cuda and measured by bench.py gpu."""
+    import torch._dynamo
+
+    import xlmlib.train.step
+
+    monkeypatch.setattr(xlmlib.train.step, "CUDA_GRAPHS", {"backend": "aot_eager"})
+    base = _losses(tmp_path / "a")
+    graphs = _losses(tmp_path / "b", compile="cudagraphs", grad_accum=2)
+    torch._dynamo.reset()
+    assert graphs == pytest.approx(base, abs=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: CUDA graphs")
+def test_cudagraphs_training_on_cuda(tmp_path):
+    """The real mode on a GPU: inductor replays the step as CUDA graphs (its counter of fallbacks stays 0) and
+    the loss curve is eager's within 1e-4 (fp32; inductor fuses and reorders sums)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    base = _losses(tmp_path / "a", precision="fp32")
+    counters.clear()
+    graphs = _losses(tmp_path / "b", precision="fp32", compile="cudagraphs")
+    skips = counters["inductor"].get("cudagraph_skips", 0)
+    torch._dynamo.reset()
+    assert skips == 0
+    assert graphs == pytest.approx(base, abs=1e-4)
+
+
 def test_adamw_is_fused_on_cuda_only():
     from xlmlib.train.trainer import build_optimizer
 

@@ -25,7 +25,8 @@ OBJECTIVES = ("mlm", "clm", "tlm", "mlm+tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
 PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights", "fp16")
 SHARDINGS = ("ddp", "fsdp")
-COMPILE_BACKENDS = ("off", "inductor", "aot_eager")  # aot_eager: the same graph capture without code generation
+# aot_eager: the same graph capture without code generation; cudagraphs: inductor replaying CUDA graphs
+COMPILE_BACKENDS = ("off", "inductor", "aot_eager", "cudagraphs")
 
 
 def opt(default, help: str, *, choices=None, metavar=None, comma: bool = False):
@@ -64,7 +65,9 @@ class OptimConfig:
                          "masters (no per-forward weight casts; for GPUs; not with --sharding fsdp)",
                          choices=PRECISIONS)
     compile: str = opt("off", "torch.compile the training step (model + loss as one graph, dynamic shapes) with "
-                              "this backend", choices=COMPILE_BACKENDS)
+                              "this backend; cudagraphs: static shapes replayed as CUDA graphs (inductor's "
+                              "reduce-overhead mode), for batches of one shape such as stream windows",
+                       choices=COMPILE_BACKENDS)
     gradient_checkpointing: bool = opt(False, "recompute layer activations in the backward pass (less memory)")
     sharding: str = opt("ddp", "under torchrun: replicate (ddp) or shard (fsdp)", choices=SHARDINGS)
     seed: int = opt(0, "seed of initialisation, data order, masking and dropout")

@@ -36,11 +36,15 @@ class MaskedOnlyLMLoss(nn.Module):
         super().__init__()
         self.model = model
         self.full_projection = full_projection
+        # A fixed number of projected rows (static shapes for CUDA graphs; set per step by the trainer
+        # under --compile cudagraphs, at least the batch's predicted positions), or None: exactly those.
+        self.fixed_rows: int | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         h, _ = self.model.encode(**model_inputs(batch))
         labels = batch["labels"].to(h.device) if self.full_projection else batch["labels"]
-        out = self.model.lm_loss(h, labels, reduction="sum", full_projection=self.full_projection)
+        out = self.model.lm_loss(h, labels, reduction="sum", full_projection=self.full_projection,
+                                 rows=self.fixed_rows)
         correct = (out.logits.argmax(-1) == out.targets).sum()
         return out.loss, correct
 

@@ -40,7 +40,7 @@ from .config import OptimConfig
 from .losses import count_targets
 from .master import BF16Weights
 from .metrics import MetricsLog, plot_loss
-from .step import compile_step, device_batch, inputs_checked
+from .step import compile_step, device_batch, graph_rows, head_rows, inputs_checked
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,9 @@ class Trainer:
         masters = self.weights.parameters() if self.weights is not None else None
         self.optimizer = build_optimizer(self.module, self.cfg, masters)
         if self.cfg.compile != "off":
+            if self.cfg.compile == "cudagraphs" and self.dist.device.type != "cuda":
+                logger.warning("--compile cudagraphs: CUDA graphs need a GPU; on %s the step is compiled with "
+                               "static shapes only", self.dist.device.type)
             self.module = compile_step(self.module, self.cfg.compile)
         enabled = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=enabled)
@@ -302,16 +305,23 @@ class Trainer:
     def train_step(self, step: int) -> tuple[float, float, int]:
         """One optimizer update on the global batch of `step`; returns (mean loss, accuracy, tokens in the global batch)."""
         self.module.train()
-        batch = device_batch(self.raw, D.shard_rows(self.source.batch(step), self.dist), self.dist)
+        graphs = self.cfg.compile == "cudagraphs"
+        batch = D.shard_rows(self.source.batch(step), self.dist)
+        rows = None
+        if graphs:  # the LM head's row count, counted on the CPU batch: no sync, a static shape
+            rows = graph_rows([int(count_targets(part["labels"])) for part in _split(batch, self.cfg.grad_accum)])
+        batch = device_batch(self.raw, batch, self.dist, on_device=graphs)
         n_targets = D.all_sum(count_targets(batch["labels"]).to(self.dist.device, non_blocking=True),
                               self.dist).clamp(min=1)
         micro = _split(batch, self.cfg.grad_accum)
         loss_sum = torch.zeros((), device=self.dist.device)
         correct = torch.zeros((), device=self.dist.device)
         for i, part in enumerate(micro):
+            if graphs:  # a new step for inductor's CUDA-graph trees: the last step's outputs are dead
+                torch.compiler.cudagraph_mark_step_begin()
             sync = i == len(micro) - 1 or not isinstance(self.module, nn.parallel.DistributedDataParallel)
             with (contextlib.nullcontext() if sync else self.module.no_sync()), self._autocast(), \
-                    inputs_checked(self.raw):
+                    inputs_checked(self.raw), head_rows(self.raw, rows):
                 part_loss, part_correct = self.module(part)
                 # DDP and FSDP average gradients over processes; the factor `world` turns that average
                 # back into the sum over the global batch, divided once by its global target count.
