@@ -68,8 +68,8 @@ class TaskModel(Transformer):
 
     def quantize(self, mode: str = "int8"):
         """Convert in place for inference: "int8" (dynamic, Linear layers and the token table), "bf16"
-        (LayerNorm kept in fp32) or "fp32-onednn" (the same fp32 numbers, Linear layers run by oneDNN on
-        CPU). Returns the model."""
+        (LayerNorm kept in fp32) or "fp32-onednn" (the same fp32 numbers, the Linear weights prepacked for
+        oneDNN's matmul, which plain CPU inference already uses unpacked). Returns the model."""
         from .quantize import quantize
 
         return quantize(self, mode)
