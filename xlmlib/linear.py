@@ -47,14 +47,23 @@ def onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return not wants_grad and not _cpu_autocast() and not _tracing()
 
 
+def check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+
+
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str) -> torch.Tensor:
+    """oneDNN's kernel itself; weight in PyTorch's layout or prepacked (quantize.py fp32-onednn)."""
+    algorithm = "none" if activation == "gelu" else ""  # oneDNN's gelu "none" is the erf form
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], algorithm)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            activation: str = "none") -> torch.Tensor:
     """activation(x W^T + b); activation is "none", "gelu" (the exact erf form) or "relu"."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    check_activation(activation)
     if onednn_applies(x, weight, bias):
-        algorithm = "none" if activation == "gelu" else ""  # oneDNN's gelu "none" is the erf form
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], algorithm)
+        return onednn_linear(x, weight, bias, activation)
     return ACTIVATIONS[activation](F.linear(x, weight, bias))
 
 

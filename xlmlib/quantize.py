@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .linear import ACTIVATIONS
+from .linear import ACTIVATIONS, check_activation, onednn_linear
 
 MODES = ("int8", "bf16", "fp32-onednn")
 
@@ -54,10 +54,8 @@ class OneDNNLinear(nn.Module):
         self._bias = None if bias is None else bias.detach().float().contiguous()
 
     def forward(self, x, activation: str = "none"):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-        algorithm = "none" if activation == "gelu" else ""  # oneDNN's gelu "none" is the erf form
-        return torch.ops.mkldnn._linear_pointwise(x.float(), self._weight, self._bias, activation, [], algorithm)
+        check_activation(activation)
+        return onednn_linear(x.float(), self._weight, self._bias, activation)
 
 
 class Int8Embedding(nn.Module):
