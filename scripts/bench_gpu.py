@@ -353,7 +353,7 @@ def render(rows: list[dict], info: dict) -> list[str]:
               f"{100 * r['mfu']:.1f}% | {dense_equivalent(r, by_number)} |" for r in rows]
     lines += [f"| {f['case']} | failed: {f['error'][:120]} | | | | |" for f in info.get("failed", [])]
     if not info["smoke"]:
-        lines += [f"\nCase {r['number']}: inductor fell back from CUDA graphs {r['cudagraph_skips']} times "
+        lines += [f"\nCase {r['number']}: inductor fell back from CUDA graphs {r['cudagraph_skips']} times for the two models "
                   "(0: every call replayed a graph; the reasons are in its log)." for r in rows
                   if CASES[r["number"] - 1].compiled and (CASES[r["number"] - 1].graphs or not CASES[r["number"] - 1].train)]
     lines += ["", ("ratio = transformers' median time / ours. Dense-equivalent: a variable-length case's real "
