@@ -338,6 +338,10 @@ def dense_equivalent(row: dict, rows: dict) -> str:
     return f"{ours:.0f}% / {theirs:.0f}% of case {dense['number']}"
 
 
+def uses_graphs(case: Case) -> bool:
+    return case.compiled and (case.graphs or not case.train)  # compiled inference is always CUDA graphs
+
+
 def render(rows: list[dict], info: dict) -> list[str]:
     timing = "perf_counter on CPU" if info["smoke"] else "CUDA events"
     lines = [(f"Measured {info['date']} on {info['gpu']}, torch {info['torch']} (CUDA {info['cuda'] or 'none'}), "
@@ -353,9 +357,9 @@ def render(rows: list[dict], info: dict) -> list[str]:
               f"{100 * r['mfu']:.1f}% | {dense_equivalent(r, by_number)} |" for r in rows]
     lines += [f"| {f['case']} | failed: {f['error'][:120]} | | | | |" for f in info.get("failed", [])]
     if not info["smoke"]:
-        lines += [f"\nCase {r['number']}: inductor fell back from CUDA graphs {r['cudagraph_skips']} times for the two models "
-                  "(0: every call replayed a graph; the reasons are in its log)." for r in rows
-                  if CASES[r["number"] - 1].compiled and (CASES[r["number"] - 1].graphs or not CASES[r["number"] - 1].train)]
+        lines += [f"\nCase {r['number']}: inductor fell back from CUDA graphs {r['cudagraph_skips']} times for "
+                  "the two models (0: every call replayed a graph; the reasons are in its log)."
+                  for r in rows if uses_graphs(CASES[r["number"] - 1])]
     lines += ["", ("ratio = transformers' median time / ours. Dense-equivalent: a variable-length case's real "
               "tokens/s as a % of its dense twin's tokens/s (goal >= 95%); the twins' row lengths differ, so "
               "attention's share of the work does too (MFU counts it).")]
