@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import KVCache, SelfAttention
+from .attention import KVCache, SelfAttention, attention_bias
 from .config import ModelConfig
 from .heads import LMHead
 from .model import Layer, Transformer
@@ -81,8 +81,7 @@ class Decoder(Transformer):
         if row_mask is not None:
             x = x * row_mask
         bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype, host)
-        memory_bias = torch.zeros(source_mask.shape[0], 1, 1, source_mask.shape[1], dtype=x.dtype, device=x.device)
-        memory_bias = memory_bias.masked_fill(~source_mask.bool()[:, None, None, :], torch.finfo(x.dtype).min)
+        memory_bias = attention_bias(source_mask.bool()[:, None, None, :].to(x.device), x.dtype)
         for layer, mem in zip(self.layers, memory):
             x = layer(x, bias, cache, mem, memory_bias)
             if row_mask is not None:

@@ -24,9 +24,7 @@ _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_l
 
 
 def _tracing() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    compiling = compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
-    return compiling or torch.jit.is_tracing() or torch.jit.is_scripting()
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
 def _cpu_autocast() -> bool:

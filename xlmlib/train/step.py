@@ -48,32 +48,30 @@ def graph_rows(counts: list[int]) -> int:
 
 
 @contextlib.contextmanager
-def inputs_checked(loss_module: nn.Module):
-    """The forward skips the value checks device_batch already made on the host."""
-    model = loss_module.model if getattr(loss_module, "host_keys", ()) else None
-    if model is None:
-        yield
-        return
-    before, model.validate_inputs = model.validate_inputs, False
+def _attribute(obj, name: str, value):
+    """obj.name is value inside the block and its earlier value after it."""
+    before = getattr(obj, name)
+    setattr(obj, name, value)
     try:
         yield
     finally:
-        model.validate_inputs = before
+        setattr(obj, name, before)
 
 
-@contextlib.contextmanager
+def inputs_checked(loss_module: nn.Module):
+    """The forward skips the value checks device_batch already made on the host."""
+    if not getattr(loss_module, "host_keys", ()):
+        return contextlib.nullcontext()
+    return _attribute(loss_module.model, "validate_inputs", False)
+
+
 def head_rows(loss_module: nn.Module, rows: int | None):
     """The masked-only LM head projects `rows` rows inside (graph_rows, CUDA graphs), and selects the
     predicted positions again afterwards: an evaluation batch has another count, which a fixed number of
     rows could cut short."""
     if rows is None or not hasattr(loss_module, "fixed_rows"):
-        yield
-        return
-    loss_module.fixed_rows = rows
-    try:
-        yield
-    finally:
-        loss_module.fixed_rows = None
+        return contextlib.nullcontext()
+    return _attribute(loss_module, "fixed_rows", rows)
 
 
 def compile_step(module: nn.Module, backend: str) -> nn.Module:
