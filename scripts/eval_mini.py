@@ -33,7 +33,8 @@ import xlmlib
 from xlmlib.atomic import write_json, write_text
 from xlmlib.evaluate import masked_token_accuracy, retrieval_accuracy, unigram_accuracy
 from xlmlib.train.config import FinetuneConfig
-from xlmlib.train.finetune import read_classification, run_finetune
+from xlmlib.train.finetune import run_finetune
+from xlmlib.train.readers import read_classification
 from xlmlib.trim import count_pieces
 
 

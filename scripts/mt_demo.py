@@ -39,7 +39,7 @@ def split(assets: Path, pair: str, out: Path) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="encoder to start from (folder or checkpoint), or a Translator")
     p.add_argument("--tokenizer", default="", help="default: the tokenizer beside the model")
     p.add_argument("--pair", default="deu-eng", help="a Tatoeba pair, source first (deu-eng translates deu to eng)")

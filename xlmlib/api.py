@@ -11,13 +11,15 @@ from tqdm.auto import tqdm
 
 from . import hub, tasks
 from .generate import GenerationConfig, generate_ids
+from .languages import tokenizer_options
 from .tokenize import Tokenizer
-from .tokenize.base import warn_truncated
+from .tokenize.truncation import warn_truncated
 
 logger = logging.getLogger(__name__)
 
 
-def _device(device):
+def resolve_device(device):
+    """"auto" is CUDA when present, else the CPU; anything else is used as given."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -29,7 +31,7 @@ def load(src, task: str = "masked-lm", *, dtype=None, device=None, **head_option
     The tokenizer is None (with a warning) when no tokenizer files lie beside the weights."""
     cls = tasks.task_class(task)
     path = hub.resolve(src)  # once: the weights and the tokenizer come from the same local files
-    model = cls.from_pretrained(path, dtype=dtype, device=_device(device), **head_options)
+    model = cls.from_pretrained(path, dtype=dtype, device=resolve_device(device), **head_options)
     folder = path if path.is_dir() else path.parent
     try:
         tok = Tokenizer.from_pretrained(folder)
@@ -37,13 +39,6 @@ def load(src, task: str = "masked-lm", *, dtype=None, device=None, **head_option
         logger.warning("no tokenizer loaded for %s: %s", src, err)
         tok = None
     return model, tok
-
-
-def _lang_kwargs(model, lang):
-    """The tokenizer's lang= (XLM's language-specific preprocessing; langs for language embeddings)."""
-    if lang is None and model.config.has_lang_emb:
-        raise ValueError(f"this model needs a language: pass lang= one of {', '.join(model.config.langs)}")
-    return {} if lang is None else {"lang": lang}
 
 
 def _surface(tok, token_id: int) -> str:
@@ -64,27 +59,58 @@ def _fill(text: str, mask: str, k: int, surface: str) -> str:
     return before + surface + after
 
 
+# Candidates looked at per mask beyond top_k, so that the special tokens among the likeliest can be skipped.
+_SPECIAL_SLACK = 32
+
+
 @torch.no_grad()
-def fill_mask(model, tok, text: str, top_k: int = 5, lang: str | None = None) -> list[list[dict]]:
+def fill_mask(model, tok, text, top_k: int = 5, lang: str | None = None, targets=None) -> list:
     """For every mask token in text (XLM-R `<mask>`, XLM `<special1>`), the top_k candidates in order:
-    dicts with token, id, score (probability) and the filled text."""
+    dicts with token, id, score (the model's probability of that token) and the filled text. Special tokens
+    (<unk>, <s>, </s>, <pad>, the mask, XLM's <special*>) are never proposed. targets: words to score
+    instead of the whole vocabulary (a word of several pieces is scored by its first piece, with a warning,
+    as transformers' fill-mask does). A list of texts (batched in one forward) gives one result per text."""
+    texts = [text] if isinstance(text, str) else list(text)
     mask = tok.id_to_token(tok.mask_id)
-    if mask not in text:
-        raise ValueError(f"no mask token {mask!r} in the text")
+    for i, t in enumerate(texts):
+        if mask not in t:
+            raise ValueError(f"no mask token {mask!r} in the text" + (f" {i}" if len(texts) > 1 else ""))
+    target_ids = None if targets is None else _target_ids(tok, [targets] if isinstance(targets, str) else targets)
     # Never cut: the mask could be cut away; a text longer than the model's limit raises in the model instead.
-    batch = tok([text], truncation=False, **_lang_kwargs(model, lang))
+    batch = tok(texts, truncation=False, **tokenizer_options(model, tok, lang))
     device = next(model.parameters()).device
     ids = batch["input_ids"].to(device)
     kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
-    logits = model(ids, attention_mask=batch["attention_mask"].to(device), **kwargs).logits[0]
+    logits = model(ids, attention_mask=batch["attention_mask"].to(device), **kwargs).logits
     results = []
-    for k, position in enumerate((ids[0] == tok.mask_id).nonzero().flatten().tolist()):
-        probs = logits[position].float().softmax(-1)
-        scores, candidates = probs.topk(top_k)
-        results.append([
-            {"token": tok.id_to_token(i), "id": i, "score": s, "text": _fill(text, mask, k, _surface(tok, i))}
-            for s, i in zip(scores.tolist(), candidates.tolist())])
-    return results
+    for row, t in enumerate(texts):
+        positions = (ids[row] == tok.mask_id).nonzero().flatten().tolist()
+        results.append([_candidates(tok, logits[row, p].float().softmax(-1), top_k, target_ids, t, mask, k)
+                        for k, p in enumerate(positions)])
+    return results[0] if isinstance(text, str) else results
+
+
+def _target_ids(tok, targets) -> list[int]:
+    out = []
+    for word in targets:
+        pieces = tok.encode(word, add_special_tokens=False)
+        if not pieces:
+            raise ValueError(f"target {word!r} has no pieces")
+        if len(pieces) > 1:
+            logger.warning("target %r is %d pieces (%s); scoring its first piece %r", word, len(pieces),
+                           " ".join(tok.id_to_token(i) for i in pieces), tok.id_to_token(pieces[0]))
+        out.append(pieces[0])
+    return list(dict.fromkeys(out))
+
+
+def _candidates(tok, probs, top_k: int, target_ids, text: str, mask: str, k: int) -> list[dict]:
+    if target_ids is not None:
+        chosen = sorted(target_ids, key=lambda i: -float(probs[i]))[:top_k]
+    else:
+        ranked = probs.topk(min(top_k + _SPECIAL_SLACK, probs.numel())).indices.tolist()
+        chosen = [i for i in ranked if not tok.is_special_id(i)][:top_k]
+    return [{"token": tok.id_to_token(i), "id": i, "score": float(probs[i]),
+             "text": _fill(text, mask, k, _surface(tok, i))} for i in chosen]
 
 
 class InputTooLong(ValueError):
@@ -127,7 +153,7 @@ def embed(model, tok, texts, *, pooling: str = "mean", normalize: bool = True, b
     out, n_cut = torch.empty(len(texts), model.config.dim), 0
     for start in tqdm(range(0, len(texts), batch_size), disable=not show, desc="embed", unit="batch"):
         index = order[start:start + batch_size]
-        batch = dict(tok([texts[i] for i in index], truncation=False, **_lang_kwargs(model, lang)))
+        batch = dict(tok([texts[i] for i in index], truncation=False, **tokenizer_options(model, tok, lang)))
         n_cut += _fit(batch, index, limit, truncation, model.config.eos_index)
         mask = batch["attention_mask"].to(device)
         kwargs = {"langs": batch["langs"].to(device)} if "langs" in batch else {}
@@ -151,7 +177,7 @@ def generate(model, tok, prompt, *, lang: str | None = None, **options) -> list[
     fields (max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, length_penalty, eos_token_id,
     seed). Returns the new text of each prompt."""
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    framed = tok(prompts, padding=False, truncation=False, return_tensors=None, **_lang_kwargs(model, lang))
+    framed = tok(prompts, padding=False, truncation=False, return_tensors=None, **tokenizer_options(model, tok, lang))
     encoded = [ids[:-1] for ids in framed["input_ids"]]  # drop </s>: the continuation follows the prompt
     width = max(len(e) for e in encoded)
     pad = model.config.pad_index
@@ -183,17 +209,17 @@ def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "",
     and loaded back into `model`. Returns {"best", "records", "labels", "test", "out"}."""
     from .train import finetune as ft
     from .train.config import FinetuneConfig, config_from_dict
+    from .train.readers import check_label_set, to_examples
 
     task = _finetune_task(model)
     clash = sorted(set(options) & set(_FINETUNE_OWN))
     if clash:
         raise TypeError(f"finetune() takes {', '.join(clash)} as its own arguments, not as options")
-    train_ex, dev_ex, test_ex = (ft.to_examples(x, task, lang=lang, what=name)
+    train_ex, dev_ex, test_ex = (to_examples(x, task, lang=lang, what=name)
                                  for x, name in ((train, "train"), (dev, "dev"), (test, "test")))
-    labels = tuple(labels) if labels is not None else ft.label_names(train_ex)
-    if len(labels) != model.config.num_labels:
-        raise ValueError(f"the model has {model.config.num_labels} labels but the data has {len(labels)} "
-                         f"({', '.join(labels)}); load it with num_labels={len(labels)} or pass labels=")
+    found = tuple(labels) if labels is not None else check_label_set(train_ex, "train")
+    labels = ft.model_labels(model, found, tuple(labels or ()))
+    ft.check_classes(model, labels)
     cfg = config_from_dict(FinetuneConfig, {**options, "task": task, "labels": labels}, where="finetune() options")
     encoder, cfg = ft.text_encoder(tok), ft.clamped(cfg, model)
     if out is None:  # made only once everything above is known to be usable

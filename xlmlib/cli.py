@@ -36,9 +36,25 @@ def _run_info(args) -> int:
         print(f"file size:   {weights.stat().st_size:,} bytes ({weights.name})")
     langs = ", ".join(cfg.langs) if cfg.langs else "-"
     print(f"languages:   {langs} ({'language embeddings' if cfg.has_lang_emb else 'no language embeddings'})")
+    if ckpt.task:
+        print(f"task:        {ckpt.task}{_labels_of(ckpt)}")
     if ckpt.training:
         _print_training(ckpt.training, args.src)
     return 0
+
+
+def _labels_of(ckpt) -> str:
+    """The classes of a classifier checkpoint, for info ("" for other heads)."""
+    from .tasks import task_class
+
+    try:
+        cls = task_class(ckpt.task)
+    except ValueError:
+        return ""
+    if cls.task not in ("sequence-classification", "token-classification"):
+        return ""
+    names = ", ".join(ckpt.config.labels) if ckpt.config.labels else "unnamed"
+    return f" ({ckpt.config.num_labels} labels: {names})"
 
 
 def _trimmed_from(source: str) -> str:
@@ -97,13 +113,17 @@ def _configure_fill_mask(p: argparse.ArgumentParser) -> None:
     _model_args(p, default=DEFAULT_MODEL)
     p.add_argument("text", help="text with <mask> (XLM-R) or <special1> (XLM)")
     p.add_argument("--top-k", type=int, default=5, help="candidates per mask (default: 5)")
+    p.add_argument("--targets", default=None,
+                   help="comma-separated words to score instead of the whole vocabulary (default: none)")
 
 
 def _run_fill_mask(args) -> int:
     from .api import fill_mask
 
     model, tok = _load(args, "masked-lm")
-    for k, candidates in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k, lang=args.lang)):
+    targets = comma_list(args.targets) if args.targets else None
+    for k, candidates in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k, lang=args.lang,
+                                             targets=targets)):
         print(f"mask {k + 1}:")
         for c in candidates:
             print(f"  {c['score']:.4f}  {c['token']!r:<16} {c['text']}")
@@ -257,9 +277,15 @@ def _run_finetune(args) -> int:
     from .train.config import FinetuneConfig
     from .train.finetune import accuracy_table, run_finetune
 
-    result = run_finetune(config_of(args, FinetuneConfig), resume=args.resume, device=args.device)
+    cfg = config_of(args, FinetuneConfig)
+    result = run_finetune(cfg, resume=args.resume, device=args.device)
     best = result["best"]
-    print(f"best dev accuracy {100 * best['accuracy']:.2f}% at step {best['step']}")
+    if best["accuracy"] is None:
+        print(f"no dev data (--dev): no model selection; {Path(cfg.out, 'best')} holds the model after step "
+              f"{best['step']}")
+    else:
+        print(f"best dev accuracy {100 * best['accuracy']:.2f}% at step {best['step']} (model in "
+              f"{Path(cfg.out, 'best')})")
     for path, res in result["test"].items():
         print(f"test {path}:")
         print(accuracy_table(res))
@@ -289,22 +315,27 @@ VERBS = {
                    "  example: xlmlib preprocess --tokenizer ./xlmr-base --out data/ en.txt fr.txt"),
                    _configure_preprocess, _run_preprocess),
     "pretrain": (("pretrain with MLM, CLM or TLM (runs under torchrun for DDP/FSDP)\n"
-                 "  example: xlmlib pretrain --model ./tiny --objective mlm --train data/en.txt data/fr.txt "
-                 "--langs en,fr --steps 1000 --batch-size 32 --seq-len 256 --lr 1e-4 --out runs/mlm "
-                 "--tokenizer ./tiny"),
+                 "  example: xlmlib pretrain --model xlmlib-mini --objective mlm --train data/en.txt data/fr.txt "
+                 "--langs en,fr --steps 1000 --batch-size 32 --seq-len 256 --lr 1e-4 --out runs/mlm\n"
+                 "  --model's weights are loaded; --init random starts a new model of its architecture instead"),
                  _configure_pretrain, _run_pretrain),
     "finetune": (("fine-tune a sequence or token classifier and report per-language accuracy\n"
-                 "  example: xlmlib finetune --config configs/tasks/xnli.toml --model ./xlmr-base "
-                 "--train train.tsv --dev dev.tsv --out runs/xnli"),
+                 "  example: xlmlib finetune --config configs/tasks/xnli.toml --model xlmlib-mini "
+                 "--train train.tsv --dev dev.tsv --out runs/xnli\n"
+                 "  --model's weights are loaded; --init random starts a new model of its architecture instead"),
                  _configure_finetune, _run_finetune),
     "translate": (("translate lines with an XLM encoder-decoder (greedy or beam search, as the original)\n"
                    "  example: xlmlib translate --model ./mt-deen --src de --tgt en --beam 5 < in.de > out.en"),
                   cli_mt.configure_translate, cli_mt.run_translate),
     "train-mt": (("train translation: supervised (mt), denoising (ae), back-translation (bt); BLEU on --valid\n"
-                  "  example: xlmlib train-mt --model ./xlmlib-mini --langs de,en --parallel train.de train.en "
-                  "--mt-steps de-en --valid valid.de valid.en --steps 2000 --out runs/mt"),
+                  "  example: xlmlib train-mt --model xlmlib-mini --langs de,en --parallel train.de train.en "
+                  "--mt-steps de-en --valid valid.de valid.en --steps 2000 --out runs/mt\n"
+                  "  --model's weights are loaded; --init random starts a new model of its architecture instead"),
                  cli_mt.configure_train_mt, cli_mt.run_train_mt),
 }
+
+
+TRAINING_VERBS = ("pretrain", "finetune", "train-mt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +370,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.verb in TRAINING_VERBS and not args.debug:  # long runs say what they read and where they write
+        logging.getLogger("xlmlib.train").setLevel(logging.INFO)
     try:
         return args._run(args)
     except KeyboardInterrupt as err:

@@ -27,6 +27,9 @@ def configure_translate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto: CUDA when present (default: auto)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar on --input files (default: show it)")
+    p.add_argument("--no-truncation", action="store_true",
+                   help="stop at a line longer than the model takes, keeping the lines before it (default: cut "
+                        "it, with a warning)")
 
 
 @contextmanager
@@ -53,25 +56,35 @@ def _sink(path: str | None):
 
 
 def run_translate(args) -> int:
-    from .api import _device
+    from .api import InputTooLong, resolve_device
     from .translate import iter_translate, load_translator
 
-    model, tok = load_translator(args.model, device=_device(args.device))
+    model, tok = load_translator(args.model, device=resolve_device(args.device))
+    too_long = None
     with _lines(args.input) as (lines, total), _sink(args.output) as out:
         bar = None
         if total is not None and args.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, desc="translate", unit="line", file=sys.stderr)
-        for text in iter_translate(model, tok, lines, src_lang=args.src, tgt_lang=args.tgt, num_beams=args.beam,
-                                   batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                                   length_penalty=args.length_penalty, early_stopping=args.early_stopping):
-            out.write(text + "\n")
-            out.flush()  # streaming: each window's lines appear as soon as they are done
-            if bar is not None:
-                bar.update(1)
+        try:
+            for text in iter_translate(model, tok, lines, src_lang=args.src, tgt_lang=args.tgt, num_beams=args.beam,
+                                       batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                       length_penalty=args.length_penalty, early_stopping=args.early_stopping,
+                                       truncation=not args.no_truncation):
+                out.write(text + "\n")
+                out.flush()  # streaming: each window's lines appear as soon as they are done
+                if bar is not None:
+                    bar.update(1)
+        except InputTooLong as err:  # the lines before it are kept: the output is written, then the error said
+            too_long = err
         if bar is not None:
             bar.close()
+    if too_long is not None:
+        where = args.input or "stdin"
+        kept = f"; {args.output or 'the output'} holds the {too_long.index} line(s) before it" if too_long.index else ""
+        raise ValueError(f"{where}:{too_long.index + 1}: the line has {too_long.n_tokens} tokens; the model takes at "
+                         f"most {too_long.limit} (leave out --no-truncation to cut it){kept}")
     return 0
 
 

@@ -59,6 +59,8 @@ class ModelConfig:
     mask_index: int = 5
     head_style: str = "xlm"
     num_labels: int = 2
+    # Label names in id order (a classifier's classes, a tagger's tags); () where they were never named.
+    labels: tuple[str, ...] = ()
     classifier_dropout: float | None = None
     start_n_top: int = 5
     end_n_top: int = 5
@@ -66,6 +68,7 @@ class ModelConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "langs", tuple(self.langs))
+        object.__setattr__(self, "labels", tuple(str(name) for name in self.labels))
         problems = []
         for name in ("vocab_size", "dim", "n_layers", "n_heads", "ffn_dim", "max_positions", "n_langs"):
             if getattr(self, name) < 1:
@@ -78,6 +81,10 @@ class ModelConfig:
             problems.append(f"head_style must be one of {HEAD_STYLES}, got {self.head_style!r}")
         if self.langs and len(self.langs) != self.n_langs:
             problems.append(f"langs lists {len(self.langs)} codes but n_langs is {self.n_langs}")
+        if self.labels and len(self.labels) != self.num_labels:
+            problems.append(f"labels names {len(self.labels)} classes but num_labels is {self.num_labels}")
+        if len(set(self.labels)) != len(self.labels):
+            problems.append(f"labels has duplicates: {list(self.labels)}")
         if self.max_positions <= self.position_offset:
             problems.append(f"max_positions {self.max_positions} leaves no room after offset {self.position_offset}")
         if problems:
@@ -100,6 +107,27 @@ class ModelConfig:
     def lang2id(self) -> dict[str, int]:
         return {code: i for i, code in enumerate(self.langs)}
 
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Class id -> name; unnamed classes read LABEL_i, as transformers names them."""
+        return {i: self.labels[i] if self.labels else f"LABEL_{i}" for i in range(self.num_labels)}
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in self.id2label.items()}
+
+    def with_labels(self, num_labels: int | None = None, labels=None) -> ModelConfig:
+        """This config with a classifier's classes: names (labels=) fix their number; a number alone keeps the
+        names when it matches them and drops them otherwise."""
+        if labels is not None:
+            labels = tuple(labels)
+            if num_labels is not None and num_labels != len(labels):
+                raise ValueError(f"num_labels={num_labels} but {len(labels)} labels given: {list(labels)}")
+            return self.replace(num_labels=len(labels), labels=labels)
+        if num_labels is not None and num_labels != self.num_labels:
+            return self.replace(num_labels=num_labels, labels=())
+        return self
+
     def replace(self, **changes) -> ModelConfig:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
@@ -109,6 +137,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["langs"] = list(self.langs)
+        out["labels"] = list(self.labels)
         return out
 
     @classmethod

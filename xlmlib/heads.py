@@ -229,9 +229,8 @@ class SequenceClassifier(TaskModel):
     hf_suffix = (("xlm", "ForSequenceClassification"), ("roberta", "ForSequenceClassification"))
     finetune_task = "sequence"
 
-    def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
-        if num_labels is not None:
-            config = config.replace(num_labels=num_labels)
+    def __init__(self, config: ModelConfig, *, num_labels: int | None = None, labels=None):
+        config = config.with_labels(num_labels, labels)
         super().__init__(config)
         self.classifier = ClassificationHead(config, config.num_labels)
 
@@ -254,9 +253,8 @@ class TokenClassifier(TaskModel):
     hf_suffix = (("xlm", "ForTokenClassification"), ("roberta", "ForTokenClassification"))
     finetune_task = "token"
 
-    def __init__(self, config: ModelConfig, *, num_labels: int | None = None):
-        if num_labels is not None:
-            config = config.replace(num_labels=num_labels)
+    def __init__(self, config: ModelConfig, *, num_labels: int | None = None, labels=None):
+        config = config.with_labels(num_labels, labels)
         super().__init__(config)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = Linear(config.dim, config.num_labels)

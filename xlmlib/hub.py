@@ -70,7 +70,7 @@ def _download(name: str, revision: str) -> tuple[Path | None, str]:
             return Path(snapshot_download(repo_id, revision=revision)), ""
         except Exception as err:  # noqa: BLE001 - any hub failure means "not available here"; reported below
             failures.append(f"{repo_id}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-    return None, "the download failed:\n  " + "\n  ".join(failures)
+    return None, "the download failed (" + "; ".join(failures) + ")"
 
 
 # File endings of checkpoints and tokenizer files: a name ending so is a path, never a hub repository.
@@ -78,10 +78,25 @@ _FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".model", ".json", ".tx
 
 
 def looks_local(name: str) -> bool:
-    """A path rather than a hub name: absolute, ./ ../ ~, a backslash, more than one "/" (hub names are
-    "name" or "org/name"), or a file ending. Such a name is never looked up in the hub cache."""
-    return (name.startswith((".", "~", "/")) or "\\" in name or name.count("/") > 1 or os.path.isabs(name)
-            or name.endswith(_FILE_SUFFIXES))
+    """A path rather than a hub name: absolute, ./ ../ ~, a backslash, a trailing "/" (a folder), more than
+    one "/" (hub names are "name" or "org/name"), or a file ending. Such a name is never looked up in the
+    hub cache."""
+    return (name.startswith((".", "~", "/")) or name.endswith(("/", os.sep)) or "\\" in name
+            or name.count("/") > 1 or os.path.isabs(name) or name.endswith(_FILE_SUFFIXES))
+
+
+def find_local(src, revision: str = "main") -> Path | None:
+    """Where `src` lies on this machine without any download: an existing path, a shipped model, or a
+    cached snapshot; None otherwise."""
+    path = Path(os.fspath(src)).expanduser()
+    if path.exists():
+        return path
+    name = os.fspath(src)
+    if isinstance(src, os.PathLike) or looks_local(name):
+        return None
+    if name in shipped_models():
+        return SHIPPED / name
+    return find_in_cache(name, revision)[0]
 
 
 def resolve(src, revision: str = "main") -> Path:
@@ -100,9 +115,9 @@ def resolve(src, revision: str = "main") -> Path:
         snap, why = _download(name, revision)
     if snap is not None:
         return snap
-    where = "\n  ".join(str(p) for p in looked)
+    # One line, as every CLI error is: where it looked, why nothing was downloaded, what to do.
     raise FileNotFoundError(
-        f"{name!r} is neither a local path, a model shipped with xlmlib ({', '.join(shipped_models()) or 'none'}), "
-        f"nor in the Hugging Face cache. Looked in:\n  {where}\nThen {why}\n"
-        "Provide a local directory (config.json + model.safetensors, or a fairseq/XLM checkpoint), or set "
-        "HF_HUB_CACHE to a cache that holds it.")
+        f"{name!r} not found: it is neither a local path, a model shipped with xlmlib "
+        f"({', '.join(shipped_models()) or 'none'}), nor in the Hugging Face cache (looked in "
+        f"{', '.join(str(p) for p in looked)}); {why}. Provide a local directory (config.json + "
+        "model.safetensors, or a fairseq/XLM checkpoint), or set HF_HUB_CACHE to a cache that holds it")

@@ -9,11 +9,14 @@ record the class name, which is accepted wherever a task name is.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from .config import ModelConfig, list_presets
+
+logger = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type] = {}
 
@@ -58,14 +61,38 @@ def finetune_tasks() -> dict[str, type]:
     return {cls.finetune_task: cls for cls in _REGISTRY.values() if cls.finetune_task}
 
 
-def build_model(spec: str, task: str, *, seed: int = 0, **head_options):
-    """The model of `task` for training: a preset name gives a randomly initialised model of that
-    architecture (seeded); anything else is loaded with from_pretrained (a folder, checkpoint file or
-    hub name), head_options going to the class (num_labels=...)."""
+INITS = ("pretrained", "random")
+
+
+def with_random_hint(err: FileNotFoundError, spec: str) -> FileNotFoundError:
+    """The "not found" error of a training verb's --model; for a preset name, with how to start from random
+    weights of that architecture instead."""
+    if spec in list_presets():
+        return FileNotFoundError(f"{err} (or, for a new {spec} with random weights, pass --init random)")
+    return err
+
+
+def build_model(spec: str, task: str, *, init: str = "pretrained", seed: int = 0, **head_options):
+    """The model of `task` for training, by one rule for every training verb. init "pretrained": the weights of
+    `spec` (a folder, checkpoint file, model shipped with xlmlib, the HF cache, or a download; heads the
+    checkpoint lacks start new); a name without reachable weights is hub.resolve's "not found" error, never a
+    silent random model. init "random": a new model of spec's architecture (a preset name, or the
+    architecture of any source) with random weights, seeded, said in one warning line. head_options go to
+    the class (num_labels=, labels=)."""
     cls = task_class(task)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == "pretrained":
+        try:
+            return cls.from_pretrained(spec, **head_options)
+        except FileNotFoundError as err:
+            raise with_random_hint(err, spec) from None
+    torch.manual_seed(seed)
     if spec in list_presets() and not Path(spec).exists():
-        torch.manual_seed(seed)
         model = cls(ModelConfig.from_preset(spec), **head_options)
-        model.reset_parameters()
-        return model
-    return cls.from_pretrained(spec, **head_options)
+    else:
+        model = cls.from_pretrained(spec, **head_options)  # its architecture; the weights are replaced below
+    model.reset_parameters()
+    logger.warning("--init random: a new %s of the %s architecture with random weights (seed %d)",
+                   cls.__name__, spec, seed)
+    return model

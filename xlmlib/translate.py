@@ -14,7 +14,10 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
+from .api import InputTooLong
 from .family import family_of
+from .languages import check_code
+from .tokenize.truncation import warn_truncated
 
 WINDOW_BATCHES = 16  # batches per sorting window: long enough to group similar lengths, short enough to stream
 
@@ -49,41 +52,65 @@ def cut(ids: list[int], eos: int) -> list[int]:
     return body[:body.index(eos)] if eos in body else body
 
 
-def _translate_batch(model, tok, texts, src_id, tgt_id, options) -> list[str]:
+def _translate_rows(model, tok, rows, src_id, tgt_id, options) -> list[str]:
+    """Framed source rows -> their translations (text)."""
     cfg = model.config
     device = next(model.parameters()).device
-    rows = frame(tok, texts, model, options.pop("src_lang"))
     src = _pad(rows, cfg.pad_index).to(device)
     out = model.generate(src, langs=src_id, tgt_lang=tgt_id, **options).tolist()
     return [tok.decode(cut(row, cfg.eos_index)) for row in out]
 
 
+def _fit(rows: list[list[int]], limit: int, eos: int) -> tuple[list[list[int]], list[int]]:
+    """Rows cut to `limit` tokens, still ending in </s>, and the indices of the rows that were longer."""
+    long = [i for i, r in enumerate(rows) if len(r) > limit]
+    for i in long:
+        rows[i] = rows[i][: limit - 1] + [eos]
+    return rows, long
+
+
 def iter_translate(model, tok, lines: Iterable[str], *, src_lang=None, tgt_lang=None, num_beams: int = 1,
                    batch_size: int = 32, max_new_tokens: int | None = None, length_penalty: float = 1.0,
-                   early_stopping: bool = False, sort_by_length: bool = True) -> Iterator[str]:
-    """Translations of `lines`, yielded in input order as each window of batch_size * 16 lines is done."""
+                   early_stopping: bool = False, sort_by_length: bool = True, truncation: bool = True) -> Iterator[str]:
+    """Translations of `lines`, yielded in input order as each window of batch_size * 16 lines is done.
+    A line longer than the model takes is cut to its limit (one TruncationWarning for the call, saying how
+    many); truncation=False raises InputTooLong for it instead, after yielding every line before it."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     src_id, tgt_id = _lang_id(model, src_lang, "src_lang"), _lang_id(model, tgt_lang, "tgt_lang")
+    check_code(model, src_lang, "src_lang")
+    check_code(model, tgt_lang, "tgt_lang")
     options = {"num_beams": num_beams, "max_new_tokens": max_new_tokens, "length_penalty": length_penalty,
-                   "early_stopping": early_stopping}
+               "early_stopping": early_stopping}
+    limit, n_done, n_cut = model.config.max_tokens, 0, 0
+    for window in _windows(lines, batch_size * WINDOW_BATCHES):
+        rows, long = _fit(frame(tok, window, model, src_lang), limit, model.config.eos_index)
+        if long and not truncation:
+            bad = long[0]
+            yield from _window(model, tok, rows[:bad], src_id, tgt_id, options, batch_size, sort_by_length)
+            raise InputTooLong(n_done + bad, len(frame(tok, [window[bad]], model, src_lang)[0]), limit)
+        yield from _window(model, tok, rows, src_id, tgt_id, options, batch_size, sort_by_length)
+        n_done, n_cut = n_done + len(rows), n_cut + len(long)
+    warn_truncated(n_cut, n_done, limit, "translate")
+
+
+def _windows(lines: Iterable[str], size: int) -> Iterator[list[str]]:
     window: list[str] = []
     for line in lines:
         window.append(line.rstrip("\n"))
-        if len(window) == batch_size * WINDOW_BATCHES:
-            yield from _window(model, tok, window, src_lang, src_id, tgt_id, options, batch_size, sort_by_length)
+        if len(window) == size:
+            yield window
             window = []
     if window:
-        yield from _window(model, tok, window, src_lang, src_id, tgt_id, options, batch_size, sort_by_length)
+        yield window
 
 
-def _window(model, tok, texts, src_lang, src_id, tgt_id, options, batch_size, sort_by_length):
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i])) if sort_by_length else list(range(len(texts)))
-    done: list[str | None] = [None] * len(texts)
+def _window(model, tok, rows, src_id, tgt_id, options, batch_size, sort_by_length):
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i])) if sort_by_length else list(range(len(rows)))
+    done: list[str | None] = [None] * len(rows)
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
-        opts = {**options, "src_lang": src_lang}
-        for i, text in zip(index, _translate_batch(model, tok, [texts[i] for i in index], src_id, tgt_id, opts)):
+        for i, text in zip(index, _translate_rows(model, tok, [rows[i] for i in index], src_id, tgt_id, options)):
             done[i] = text
     yield from done
 
@@ -91,7 +118,7 @@ def _window(model, tok, texts, src_lang, src_id, tgt_id, options, batch_size, so
 def translate(model, tok, texts, src_lang: str | None = None, tgt_lang: str | None = None, num_beams: int = 1,
               **options) -> list[str]:
     """Translate one text or a list; options: batch_size, max_new_tokens, length_penalty, early_stopping,
-    sort_by_length. src_lang / tgt_lang are language codes (needed when the model has language embeddings)."""
+    sort_by_length, truncation. src_lang / tgt_lang are language codes (needed when the model has language embeddings)."""
     texts = [texts] if isinstance(texts, str) else list(texts)
     return list(iter_translate(model, tok, texts, src_lang=src_lang, tgt_lang=tgt_lang, num_beams=num_beams,
                                **options))

@@ -12,7 +12,8 @@ from xlmlib.cli import main
 from xlmlib.train.config import TrainConfig
 from xlmlib.train.data import MemmapCorpus
 from xlmlib.train.distributed import Dist
-from xlmlib.train.finetune import Encoded, Example
+from xlmlib.train.finetune import Encoded
+from xlmlib.train.readers import Example
 from xlmlib.train.pretrain import build_source
 from xlmlib.train.text import TokenizerAdapter
 

@@ -7,7 +7,8 @@ import random
 
 from xlmlib.cli import main
 from xlmlib.losses import IGNORE_INDEX
-from xlmlib.train.finetune import Encoded, Example, read_classification, read_conll
+from xlmlib.train.finetune import Encoded
+from xlmlib.train.readers import Example, read_classification, read_conll
 
 from .synthetic import K, save_tiny, tiny_config, write_lines
 

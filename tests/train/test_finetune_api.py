@@ -11,7 +11,8 @@ import torch
 
 import xlmlib
 from xlmlib.tokenize.base import TruncationWarning
-from xlmlib.train.finetune import Encoded, Example
+from xlmlib.train.finetune import Encoded
+from xlmlib.train.readers import Example, to_examples
 
 from ..folders import save_tiny_xlmr
 
@@ -39,7 +40,7 @@ def test_finetune_frames_each_pair_once(tiny_dir, tmp_path):
     seen = []
     from xlmlib.train import finetune as ft
 
-    data = Encoded(ft.to_examples(PAIRS, "sequence"), ft.text_encoder(tok), model.config, result["labels"],
+    data = Encoded(to_examples(PAIRS, "sequence"), ft.text_encoder(tok), model.config, result["labels"],
                    task="sequence", max_len=32, langs={})
     for row, pair in zip(data.rows, PAIRS):
         a = tok.encode(pair["premise"], add_special_tokens=False)

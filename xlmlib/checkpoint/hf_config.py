@@ -51,10 +51,15 @@ def _read(d: dict[str, Any], family: Family) -> dict[str, Any]:
             for field, (key, default) in KEYS[family.name].items()}
 
 
-def _num_labels(d: dict[str, Any]) -> int:
-    if "id2label" in d:
-        return len(d["id2label"])
-    return int(d.get("num_labels", 2))
+def _label_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """num_labels and the label names of id2label; transformers' placeholder names (LABEL_i) are no names."""
+    if "id2label" not in d:
+        return {"num_labels": int(d.get("num_labels", 2)), "labels": ()}
+    id2label = {int(k): str(v) for k, v in d["id2label"].items()}
+    names = tuple(id2label[i] for i in range(len(id2label))) if set(id2label) == set(range(len(id2label))) else ()
+    if names == tuple(f"LABEL_{i}" for i in range(len(names))):
+        names = ()
+    return {"num_labels": len(id2label), "labels": names}
 
 
 def lang_codes(id2lang, lang2id, n_langs: int) -> tuple[str, ...]:
@@ -83,7 +88,7 @@ def _xlm_from_hf(d: dict[str, Any], source: str) -> ModelConfig:
     fields["vocab_size"] = d.get("vocab_size", d.get("n_words", fields["vocab_size"]))
     return ModelConfig.from_preset(XLM.preset).replace(
         **fields, ffn_dim=4 * fields["dim"], langs=lang_codes(d.get("id2lang"), None, fields["n_langs"]),
-        activation="gelu" if d.get("gelu_activation", True) else "relu", num_labels=_num_labels(d))
+        activation="gelu" if d.get("gelu_activation", True) else "relu", **_label_fields(d))
 
 
 def _roberta_from_hf(d: dict[str, Any], family: Family, source: str) -> ModelConfig:
@@ -95,7 +100,7 @@ def _roberta_from_hf(d: dict[str, Any], family: Family, source: str) -> ModelCon
     return ModelConfig.from_preset(family.preset).replace(
         **fields, position_offset=fields["pad_index"] + 1,
         # <mask> is the last id of the 250002-entry vocabulary; XL/XXL pad the table beyond it (formats.md 3).
-        mask_index=min(250001, fields["vocab_size"] - 1), num_labels=_num_labels(d))
+        mask_index=min(250001, fields["vocab_size"] - 1), **_label_fields(d))
 
 
 def is_pre_norm(d: dict[str, Any], keys) -> bool:
@@ -117,8 +122,9 @@ def config_from_hf(d: dict[str, Any], keys, source: str) -> ModelConfig:
     raise CheckpointError(f"{source}: model_type {model_type!r} is not XLM or XLM-R ({names})")
 
 
-def _labels(n: int) -> dict[str, Any]:
-    return {"id2label": {str(i): f"LABEL_{i}" for i in range(n)}, "label2id": {f"LABEL_{i}": i for i in range(n)}}
+def _labels(cfg: ModelConfig) -> dict[str, Any]:
+    """transformers' id2label / label2id (LABEL_i where the classes have no names)."""
+    return {"id2label": {str(i): name for i, name in cfg.id2label.items()}, "label2id": cfg.label2id}
 
 
 def _to_hf(cfg: ModelConfig, family: Family) -> dict[str, Any]:
@@ -138,7 +144,7 @@ def _to_hf(cfg: ModelConfig, family: Family) -> dict[str, Any]:
 def config_to_hf(cfg: ModelConfig, architecture: str) -> dict[str, Any]:
     """config.json for transformers; fails, naming the fields, when transformers cannot express cfg."""
     out = _to_hf(cfg, family_of(cfg))
-    out.update(architectures=[architecture], **_labels(cfg.num_labels))
+    out.update(architectures=[architecture], **_labels(cfg))
     back = config_from_hf(out, (), "config_to_hf")
     differ = [k for k, v in cfg.to_dict().items() if back.to_dict()[k] != v]
     if differ:

@@ -166,12 +166,33 @@ def load_model(cls, src, *, dtype=None, device=None, head_options=None):
     return model_from_checkpoint(cls, read_checkpoint(src), dtype=dtype, device=device, head_options=head_options)
 
 
+TRANSLATOR_TASK = "Translator"  # the task a Translator folder records (checkpoint/translator.py)
+
+
 def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, head_options=None):
+    if ckpt.task == TRANSLATOR_TASK:
+        raise CheckpointError(f"{ckpt.source} is a Translator folder (an XLM encoder-decoder): use `xlmlib translate "
+                              f"--model {ckpt.source}`, or xlmlib.load(..., task='translation') in Python")
+    _warn_causal_mismatch(cls, ckpt)
     options = {**cls.head_options_for(ckpt.state.keys()), **(head_options or {})}
     with torch.device("meta"), _SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
     return model.eval()
+
+
+def _warn_causal_mismatch(cls, ckpt: Checkpoint) -> None:
+    """A causal LM loaded from weights trained as a masked LM generates poorly (xlmlib-mini gives "is is is"):
+    say so, once per load."""
+    if not cls.causal or not ckpt.task:
+        return
+    try:
+        trained = tasks.task_class(ckpt.task)
+    except ValueError:
+        return
+    if not trained.causal:
+        logger.warning("%s was trained as a %s, not as a causal LM: text generated with it will be poor (generate "
+                       "needs a CLM checkpoint, such as XLM's xlm-clm-*)", ckpt.source, trained.task)
 
 
 class _SkipRandomInitOnMeta(torch.overrides.TorchFunctionMode):
@@ -205,7 +226,9 @@ def _split_state(model, ckpt: Checkpoint):
     if wrong:
         raise CheckpointError(f"{ckpt.source}: shape mismatch for " + "; ".join(wrong))
     if unexpected:
-        raise CheckpointError(f"{ckpt.source}: unexpected keys for {type(model).__name__}: " + ", ".join(unexpected))
+        more = f" and {len(unexpected) - 20} more" if len(unexpected) > 20 else ""
+        raise CheckpointError(f"{ckpt.source}: unexpected keys for {type(model).__name__}: "
+                              + ", ".join(unexpected[:20]) + more)
     missing = sorted(set(expected) - set(keep))
     heads = type(model).head_prefixes
     absent = [k for k in missing if k.split(".")[0] not in heads]

@@ -17,6 +17,7 @@ import torch
 from .. import hub, tasks
 from ..config import ModelConfig
 from .load import (
+    TRANSLATOR_TASK,
     XLMLIB_FORMAT,
     _init_missing,
     _read_json,
@@ -34,7 +35,7 @@ from .xlm_pth import XLM_PTH, _companion, _config, _strip_module, _vocab
 
 logger = logging.getLogger(__name__)
 
-TASK = "Translator"
+TASK = TRANSLATOR_TASK  # what a Translator folder records as its task
 XLM_PTH_DECODER = Table(
     name="original XLM .pth (decoder)",
     base=XLM_PTH.base + (

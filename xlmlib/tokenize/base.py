@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 from ..family import Framing
+from .truncation import TruncationWarning, resolve_truncation, truncate_pair, warn_truncated
 from .words import word_ids_for, word_ids_from_tables
 
+__all__ = ["BaseTokenizer", "Batch", "TruncationWarning", "warn_truncated"]
+
 CONFIG_NAME = "tokenizer_config.json"
-
-
-class TruncationWarning(UserWarning):
-    """Text was cut to fit a length limit (one warning per call, with how many sequences and to what length)."""
-
-
-def warn_truncated(n_cut: int, n_total: int, length: int, where: str, *, stacklevel: int = 3) -> None:
-    """One warning for all the sequences a call cut, never one per sequence."""
-    if n_cut:
-        warnings.warn(f"{where}: truncated {n_cut} of {n_total} sequences to {length} tokens "
-                      "(truncation=False keeps them whole)", TruncationWarning, stacklevel=stacklevel)
 
 
 class Batch(dict):
@@ -74,49 +64,6 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"corrupt tokenizer file {path}: {err}") from None
 
 
-def truncate_pair(a: list, b: list | None, n_remove: int, strategy: str) -> tuple[list, list | None]:
-    """Drop `n_remove` tokens from the end of a and/or b (each list holds per-token items)."""
-    if n_remove <= 0:
-        return a, b
-    if strategy == "longest_first":
-        if b is None:
-            return a[: max(len(a) - n_remove, 0)], None
-        la, lb = _longest_first(len(a), len(b), n_remove)
-        return a[:la], b[:lb]
-    target_is_b = strategy == "only_second"
-    if target_is_b and b is None:
-        raise ValueError("truncation='only_second' needs a text_pair")
-    seq = b if target_is_b else a
-    if n_remove > len(seq):
-        raise ValueError(f"cannot truncate {n_remove} tokens with {strategy!r}: that sequence has {len(seq)}")
-    seq = seq[: len(seq) - n_remove]
-    return (a, seq) if target_is_b else (seq, b)
-
-
-def _longest_first(la: int, lb: int, n: int) -> tuple[int, int]:
-    """Lengths left after removing n tokens one at a time from the longer side, ties from the second.
-
-    That is transformers' rule (tokenization_utils_base.truncate_sequences), in closed form: first
-    even the two out, then take alternately, the second side first.
-    """
-    if n > la + lb:
-        raise ValueError(f"cannot remove {n} tokens from sequences of {la} and {lb}")
-    gap = min(n, abs(la - lb))
-    la, lb = (la - gap, lb) if la > lb else (la, lb - gap)
-    rest = n - gap
-    return la - rest // 2, lb - (rest + 1) // 2
-
-
-def resolve_truncation(truncation: bool | str) -> str | None:
-    if truncation is True:
-        return "longest_first"
-    if truncation is False or truncation is None:
-        return None
-    if truncation not in TRUNCATION_STRATEGIES:
-        raise ValueError(f"truncation must be a bool or one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
-    return truncation
-
-
 def configured_max_length(config: dict, default: int = 512) -> int:
     """model_max_length of a tokenizer_config.json; transformers writes a huge sentinel (1e30) when no
     limit is known, which means the default here."""
@@ -128,7 +75,7 @@ class BaseTokenizer:
     """Turns texts into model inputs. Subclasses set the special ids, their family's `framing`
     (family.py: `<s> A </s>`; pairs `<s> A </s> B </s>` for XLM, `<s> A </s></s> B </s>` for XLM-R),
     the special tokens a text may spell out, and implement `_encode_text`, `_tokens`, `id_to_token`,
-    `token_to_id`, `_is_special_id` and `_build_word_tables`."""
+    `token_to_id`, `is_special_id` and `_build_word_tables`."""
 
     model_max_length = 512
     bos_id = eos_id = pad_id = unk_id = mask_id = 0
@@ -145,7 +92,7 @@ class BaseTokenizer:
         """(ids, spans relative to text, or None) of a text that holds no special token."""
         raise NotImplementedError
 
-    def _is_special_id(self, i: int) -> bool:
+    def is_special_id(self, i: int) -> bool:
         raise NotImplementedError
 
     def _build_word_tables(self):
@@ -220,7 +167,7 @@ class BaseTokenizer:
         decode; transformers' XLM convert_tokens_to_string)."""
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
-        tokens = [self.id_to_token(i) for i in ids if not (skip_special_tokens and self._is_special_id(int(i)))]
+        tokens = [self.id_to_token(i) for i in ids if not (skip_special_tokens and self.is_special_id(int(i)))]
         return "".join(tokens).replace(self.space_marker, " ").strip()
 
     def word_ids_from_ids(self, ids: torch.Tensor) -> torch.Tensor:

@@ -239,7 +239,7 @@ class XLMTokenizer(BaseTokenizer):
         special[:len(SPECIAL_TOKENS)] = True
         return special, None, ends
 
-    def _is_special_id(self, i: int) -> bool:
+    def is_special_id(self, i: int) -> bool:
         return i < len(SPECIAL_TOKENS)
 
     def id_to_token(self, i: int) -> str:

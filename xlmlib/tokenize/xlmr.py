@@ -173,7 +173,7 @@ class XLMRTokenizer(BaseTokenizer):
         special[list(SPECIALS) + [self.mask_id]] = True
         return special, starts, None
 
-    def _is_special_id(self, i: int) -> bool:
+    def is_special_id(self, i: int) -> bool:
         return i in SPECIALS or i == self.mask_id
 
     def id_to_token(self, i: int) -> str:

@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from ..tasks import finetune_tasks
+from ..tasks import INITS, finetune_tasks
 
 OBJECTIVES = ("mlm", "clm", "tlm", "mlm+tlm")
 SCHEDULES = ("constant", "linear", "inverse_sqrt")
@@ -27,6 +27,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights", "fp16")
 SHARDINGS = ("ddp", "fsdp")
 # aot_eager: the same graph capture without code generation; cudagraphs: inductor replaying CUDA graphs
 COMPILE_BACKENDS = ("off", "inductor", "aot_eager", "cudagraphs")
+
+
+# The --init help, the same for every training verb (tasks.build_model applies the rule).
+INIT_HELP = ("pretrained: start from --model's weights (a folder, a checkpoint file, a model shipped with xlmlib "
+             "or a hub name; never random weights silently); random: a new model of --model's architecture (a "
+             "preset name, or any of those) with random weights, seeded by --seed")
+MODEL_HELP = "what to train: a folder, checkpoint file, shipped model (xlmlib-mini) or hub name; with --init random " \
+             "also a preset name (xlmlib.list_presets())"
 
 
 def opt(default, help: str, *, choices=None, metavar=None, comma: bool = False):
@@ -89,8 +97,8 @@ class OptimConfig:
         if self.batch_size % self.grad_accum:
             problems.append(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
         for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("sharding", SHARDINGS),
-                              ("compile", COMPILE_BACKENDS)):
-            if getattr(self, name) not in allowed:
+                              ("compile", COMPILE_BACKENDS), ("init", INITS)):
+            if getattr(self, name, allowed[0]) not in allowed:  # init: only where a run builds a model
                 problems.append(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.precision == "bf16-weights" and self.sharding == "fsdp":
             # FSDP2 owns the parameters as shards (gathered per layer on use); the masters here assume each
@@ -116,7 +124,8 @@ class TrainConfig(OptimConfig):
     (one code per file) or else its last suffix (XLM's naming: train.de-en.de is German).
     """
 
-    model: str = opt("", "a preset name (random init) or anything from_pretrained loads")
+    model: str = opt("", MODEL_HELP)
+    init: str = opt("pretrained", INIT_HELP, choices=INITS)
     objective: str = opt("mlm", "masked LM, causal LM, translation LM on parallel pairs, or XLM's alternation "
                          "of MLM and TLM steps", choices=OBJECTIVES)
     train: tuple[str, ...] = opt((), "one text file or binarized prefix per language (glob patterns allowed)")
@@ -156,7 +165,8 @@ class FinetuneConfig(OptimConfig):
     """A fine-tuning run (`xlmlib finetune`). Defaults follow the published XNLI protocol
     (user-needs item 5: Adam 5e-6..1e-5, batch 8..128, evaluate regularly, keep the best on dev)."""
 
-    model: str = opt("", "a preset name (random init) or anything from_pretrained loads")
+    model: str = opt("", MODEL_HELP)
+    init: str = opt("pretrained", INIT_HELP, choices=INITS)
     task: str = opt("sequence", "sequence or token classification", choices=lambda: tuple(finetune_tasks()))
     train: tuple[str, ...] = opt((), "TSV / JSONL (sequence) or CoNLL (token) files")
     dev: tuple[str, ...] = opt((), "files evaluated during training; the best model is kept in OUT/best")
@@ -197,7 +207,9 @@ class MTConfig(OptimConfig):
     Noise defaults are the README's (word_shuffle 3, word_dropout 0.1, word_blank 0.1).
     """
 
-    model: str = opt("", "a Translator (folder or MT .pth), an encoder checkpoint, or a preset name (random)")
+    model: str = opt("", "a Translator (folder or MT .pth) or an encoder checkpoint (both halves start from it); "
+                     "with --init random also a preset name")
+    init: str = opt("pretrained", INIT_HELP, choices=INITS)
     tokenizer: str = opt("", "tokenizer source, or a word-list .txt (default: the one beside --model)")
     out: str = opt("", "output folder: checkpoint.pt, metrics.jsonl, loss.png, model/ (the trained model with its "
                    "tokenizer)")

@@ -1,19 +1,16 @@
 """Fine-tuning: sequence classification (XNLI / PAWS-X style) and token classification (CoNLL NER).
 
-Readers: TSV with a header naming its columns (PAWS-X: id, sentence1, sentence2, label), headerless TSV
-(XNLI via XGLUE: premise, hypothesis, label; or text, label), JSONL ({"premise"|"sentence1"|"text",
-"hypothesis"|"sentence2"|"text_pair", "label", "lang"}), CoNLL (word ... tag per line, blank line between
-sentences). Word labels go to the first sub-token of each word and -100 to the rest and to the framing,
-through the word index of every token (word_ids), so it is right for BPE and SentencePiece alike.
-Dev accuracy is computed per language; the best dev model is kept in OUT/best.
+The files are read by readers.py (strict: a malformed file is refused before anything is encoded). Word
+labels go to the first sub-token of each word and -100 to the rest and to the framing, through the word
+index of every token (word_ids), so it is right for BPE and SentencePiece alike. Dev accuracy is computed
+per language; the best dev model is kept in OUT/best (without dev data, the model after the last step).
+The label names are saved with the model (config.labels, transformers' id2label) and read back from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -29,116 +26,14 @@ from ..losses import IGNORE_INDEX
 from ..tasks import build_model
 from . import distributed as D
 from .config import FinetuneConfig
-from .data import _EpochOrder, read_lines
+from .data import _EpochOrder
 from .losses import ClassificationLoss, model_inputs
+from .readers import Example, check_label_set, read_examples
 from .sources import lang_ids
 from .text import TextEncoder, TokenizerAdapter, load_text_encoder
 from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
-
-_FIRST = ("premise", "sentence1", "text", "sentence")
-_SECOND = ("hypothesis", "sentence2", "text_pair")
-
-
-@dataclass(frozen=True)
-class Example:
-    """One sequence-classification pair (text_pair "" for single sentences) or one tagged sentence
-    (words and tags set, text unused)."""
-
-    text: str = ""
-    text_pair: str = ""
-    label: str = ""
-    lang: str = ""
-    words: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-
-
-def _pick(row: dict, names, path, line) -> str:
-    for name in names:
-        if name in row:
-            return str(row[name])
-    where = f"{path}:{line}" if line != "" else str(path)
-    return "" if names is _SECOND else _fail(f"{where}: none of the columns {names}")
-
-
-def _fail(msg):
-    raise ValueError(msg)
-
-
-def read_classification(path: str | Path, *, lang: str = "") -> list[Example]:
-    """Pairs from a .jsonl file, a TSV with a header, or a headerless TSV (last column = label)."""
-    path = Path(path)
-    rows = [line for line in read_lines(path) if line.strip()]
-    if path.suffix == ".jsonl":
-        records = [json.loads(r) for r in rows]
-    else:
-        header = rows[0].split("\t") if rows else []
-        named = "label" in header and any(h in header for h in _FIRST)
-        cells = [r.split("\t") for r in (rows[1:] if named else rows)]
-        if named:
-            records = [dict(zip(header, c)) for c in cells]
-        else:
-            records = [{"text": c[0], "text_pair": c[1] if len(c) > 2 else "", "label": c[-1]} for c in cells]
-    out = []
-    for i, r in enumerate(records, start=1):
-        out.append(Example(_pick(r, _FIRST, path, i), _pick(r, _SECOND, path, i), str(r.get("label", "")).strip(),
-                           str(r.get("lang", r.get("language", lang)))))
-    return out
-
-
-def read_conll(path: str | Path, *, lang: str = "") -> list[Example]:
-    """CoNLL: first column the word, last column the tag; blank lines end sentences; -DOCSTART- skipped."""
-    sentences, words, tags = [], [], []
-    for line in [*read_lines(path), ""]:
-        cells = line.split()
-        if cells and cells[0] != "-DOCSTART-":
-            words.append(cells[0])
-            tags.append(cells[-1])
-        elif not cells and words:
-            sentences.append(Example(lang=lang, words=tuple(words), tags=tuple(tags)))
-            words, tags = [], []
-    return sentences
-
-
-def read_examples(path: str | Path, task: str, *, lang: str = "") -> list[Example]:
-    return read_conll(path, lang=lang) if task == "token" else read_classification(path, lang=lang)
-
-
-def _from_dict(row: dict, task: str, lang: str, where: str) -> Example:
-    if task == "token":
-        if "words" not in row or "tags" not in row or len(row["words"]) != len(row["tags"]):
-            raise ValueError(f"{where}: a token example needs 'words' and 'tags' of the same length, got {row}")
-        return Example(lang=str(row.get("lang", lang)), words=tuple(row["words"]), tags=tuple(map(str, row["tags"])))
-    return Example(_pick(row, _FIRST, where, ""), _pick(row, _SECOND, where, ""), str(row.get("label", "")).strip(),
-                   str(row.get("lang", row.get("language", lang))))
-
-
-def to_examples(items, task: str, *, lang: str = "", what: str = "examples") -> list[Example]:
-    """Examples from a path (TSV / JSONL / CoNLL), a list of paths, or a list of dicts / Examples."""
-    if items is None:
-        return []
-    if isinstance(items, (str, os.PathLike)):
-        items = [items]
-    out = []
-    for i, item in enumerate(items):
-        if isinstance(item, (str, os.PathLike)):
-            if not Path(item).is_file():
-                raise FileNotFoundError(f"{what}: {item}: no such file or directory")
-            out += read_examples(item, task, lang=lang)
-        elif isinstance(item, Example):
-            out.append(item)
-        elif isinstance(item, dict):
-            out.append(_from_dict(item, task, lang, f"{what}[{i}]"))
-        else:
-            raise TypeError(f"{what}[{i}]: expected a dict, an Example or a file path, got {type(item).__name__}")
-    return out
-
-
-def label_names(examples: Sequence[Example]) -> tuple[str, ...]:
-    """Label names in id order: sorted, as `xlmlib finetune` does without --labels."""
-    return tuple(sorted({t for e in examples for t in (e.tags or (e.label,))}))
-
 
 def text_encoder(tok) -> TextEncoder:
     """What fine-tuning encodes with: an xlmlib tokenizer frames its output (<s> ... </s>), so it is wrapped
@@ -186,11 +81,11 @@ class Encoded:
             self.rows.append(ids)
             self.targets.append(tgt)
             n_cut += cut
-        if n_cut:  # one warning for the whole data set, stacklevel pointing past this module
-            from ..tokenize.base import TruncationWarning
+        if n_cut:  # one warning for the whole data set, pointing at the user's call
+            from ..tokenize.truncation import TruncationWarning, caller_stacklevel
 
             warnings.warn(f"fine-tuning data: truncated {n_cut} of {len(examples)} examples to max_len {max_len} tokens",
-                          TruncationWarning, stacklevel=2)
+                          TruncationWarning, stacklevel=caller_stacklevel())
         self.pad, self.task, self.lang_table = cfg.pad_index, task, langs
 
     def __len__(self):
@@ -212,9 +107,10 @@ class Encoded:
         return out
 
 
-def _label(label_id, name):
+def _label(label_id, name, e: Example):
     if name not in label_id:
-        raise ValueError(f"label {name!r} is not one of {list(label_id)}")
+        where = f"{e.where}: " if e.where else ""
+        raise ValueError(f"{where}label {name!r} is not one of the model's labels {list(label_id)}")
     return label_id[name]
 
 
@@ -228,7 +124,7 @@ def _encode_pair(e: Example, encoder, label_id, framing: Framing, max_len):
     if b:
         b = b[: max(budget // 2, budget - len(a))]
     a = a[: budget - len(b)]
-    return framing.frame(a, b or None), _label(label_id, e.label), cut
+    return framing.frame(a, b or None), _label(label_id, e.label, e), cut
 
 
 def _encode_words(e: Example, encoder, label_id, framing: Framing, max_len):
@@ -242,7 +138,7 @@ def _encode_words(e: Example, encoder, label_id, framing: Framing, max_len):
             cut = True
             break
         ids += pieces
-        tgt += [_label(label_id, tag)] + [IGNORE_INDEX] * (len(pieces) - 1)
+        tgt += [_label(label_id, tag, e)] + [IGNORE_INDEX] * (len(pieces) - 1)
     return framing.frame(ids), framing.frame(tgt, special=lambda _: IGNORE_INDEX), cut
 
 
@@ -287,10 +183,14 @@ def accuracy_table(results: dict) -> str:
 
 def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequence[Example], cfg: FinetuneConfig,
              *, labels: Sequence[str], dist: D.Dist | None = None, resume: bool = False) -> dict:
-    """Fine-tune `model` in place on examples; evaluates on dev every cfg.eval_every steps (and at the end),
-    keeps the best dev model in OUT/best and reloads it into `model`. Returns {"best": ..., "records": ...}."""
+    """Fine-tune `model` in place on examples, its label names set to `labels` (config.labels, saved with
+    it). With dev data it evaluates every cfg.eval_every steps (and at the end), keeps the best dev model in
+    OUT/best and reloads it into `model`; without, OUT/best is the model after the last step and no
+    selection is made (best["accuracy"] is None). Returns {"best": ..., "records": ...}."""
     _check_encoder(encoder)
+    check_classes(model, labels)
     cfg = clamped(cfg, model)
+    model.config = model.config.with_labels(labels=labels)
     d = dist or D.Dist(device=next(model.parameters()).device)
     langs = lang_ids(model.config, sorted({e.lang for e in [*train, *dev]}))
     enc = {"encoder": encoder, "cfg": model.config, "labels": labels, "task": cfg.task, "max_len": cfg.max_len,
@@ -313,12 +213,45 @@ def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequenc
     trainer = Trainer(ClassificationLoss(model), cfg, ExampleSource(train_data, cfg.batch_size, cfg.seed),
                       out_dir=out, evaluate=on_eval if len(dev_data) else None, dist=d)
     records = trainer.fit(resume=resume)
+    best.pop("since")
+    if not len(dev_data):
+        best = {"accuracy": None, "step": trainer.step}
+        if d.main:
+            save_with_tokenizer(model, encoder, out / "best")
+        logger.warning("no dev data: no model selection was made; %s holds the model after the last step (%d)",
+                       out / "best", trainer.step)
     D.barrier(d)  # rank 0 has finished writing OUT/best
     if len(dev_data) and (out / "best").is_dir():
         best_model = type(model).from_pretrained(out / "best")
         model.load_state_dict(best_model.state_dict())
-    best.pop("since")
     return {"best": best, "records": records}
+
+
+def model_labels(model, data_labels: Sequence[str], given: Sequence[str] = ()) -> tuple[str, ...]:
+    """The label names to train `model` with. A head that came trained from its checkpoint, with names, keeps
+    them in its own order (data labels outside them, or --labels in another order, are refused, since they
+    would silently swap classes); otherwise the names given, else the data's sorted set."""
+    new = getattr(model, "new_weights", None)
+    trained = model.config.labels if new is not None and not any(k in new for k in _head_keys(model)) else ()
+    if not trained:
+        return tuple(given or data_labels)
+    if given and tuple(given) != trained:
+        raise ValueError(f"the model's classes are {list(trained)}, in that order (saved with it); the labels given "
+                         f"are {list(given)}: leave them out, or give them in the model's order")
+    unknown = sorted(set(data_labels) - set(trained))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the model's classes {list(trained)}")
+    return trained
+
+
+def check_classes(model, labels: Sequence[str]) -> None:
+    if len(labels) != model.config.num_labels:
+        raise ValueError(f"the model has {model.config.num_labels} labels but the data has {len(labels)} "
+                         f"({', '.join(labels)}); load it with num_labels={len(labels)}, or give the labels")
+
+
+def _head_keys(model) -> list[str]:
+    return [k for k in model.state_dict() if k.split(".")[0] in type(model).head_prefixes]
 
 
 def _best_so_far(out: Path) -> dict:
@@ -353,23 +286,28 @@ def _collect(files, task, lang) -> list[Example]:
 
 
 def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, device: str | None = None) -> dict:
-    """`xlmlib finetune`: read the files, fine-tune, evaluate the best dev model on the test files.
-    Writes OUT/results.json ({"best": ..., "test": {file: per-language accuracy}}) and returns it."""
+    """`xlmlib finetune`: read the files (refused before anything else when malformed), fine-tune, evaluate
+    the best dev model on the test files. Writes OUT/results.json ({"best": ..., "labels": ..., "test": {file:
+    per-language accuracy}}) and returns it."""
     if not cfg.model or not cfg.out or not cfg.train:
         raise ValueError("finetune needs --model, --train FILE... and --out")
-    d = D.setup(device)
     train, dev = _collect(cfg.train, cfg.task, cfg.lang), _collect(cfg.dev, cfg.task, cfg.lang)
-    labels = cfg.labels or label_names(train)
+    tests = {str(path): read_examples(path, cfg.task, lang=cfg.lang) for path in cfg.test}
+    found = check_label_set(train, "--train " + " ".join(cfg.train)) if not cfg.labels else tuple(cfg.labels)
+    d = D.setup(device)
     encoder = load_text_encoder(cfg.tokenizer or cfg.model)
-    model = build_model(cfg.model, cfg.task, seed=cfg.seed, num_labels=len(labels)).to(d.device)
+    model = build_model(cfg.model, cfg.task, init=cfg.init, seed=cfg.seed, num_labels=len(found)).to(d.device)
+    labels = model_labels(model, found, cfg.labels)
+    logger.info("labels, in id order: %s (%s)", ", ".join(labels),
+                "given" if cfg.labels else "the model's" if labels != found else "sorted from --train")
     cfg = clamped(cfg, model)
     torch.manual_seed(cfg.seed)
     result = finetune(model, encoder, train, dev, cfg, labels=labels, dist=d, resume=resume)
     result["labels"], result["test"] = list(labels), {}
-    for path in cfg.test:
-        examples = read_examples(path, cfg.task, lang=cfg.lang)
-        result["test"][str(path)] = evaluate_examples(model, encoder, examples, cfg, labels, device=d.device,
-                                                      lang_codes=sorted({e.lang for e in [*train, *dev]}))
+    codes = sorted({e.lang for e in [*train, *dev]})
+    for path, examples in tests.items():
+        result["test"][path] = evaluate_examples(model, encoder, examples, cfg, labels, device=d.device,
+                                                 lang_codes=codes)
     result.pop("records")
     if d.main:
         write_json(Path(cfg.out, "results.json"), result)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import hub
 from ..config import ModelConfig, list_presets
 from ..losses import IGNORE_INDEX, full_lm_loss
 from ..tokenize import XLMTokenizer
@@ -72,23 +73,32 @@ class MTLoss(nn.Module):
         return out, out != self.model.config.pad_index, bt_langs
 
 
-def build_translator(spec: str, *, seed: int = 0):
-    """A Translator checkpoint loads as is; any other checkpoint (a path, or a hub name in the local cache)
-    initialises both halves (from_encoder); a preset name found nowhere gives a random Translator."""
+def build_translator(spec: str, *, init: str = "pretrained", seed: int = 0):
+    """The rule of tasks.build_model: init "pretrained" loads a Translator checkpoint as is, and any other
+    checkpoint (a folder, a file, a shipped model or a hub name) initialises both halves (from_encoder);
+    init "random" is a new Translator of spec's architecture (a preset name, or any source's) with random
+    weights, said in one warning line."""
     from ..checkpoint.mapping import CheckpointError
+    from ..tasks import with_random_hint
     from ..translator import Translator
 
-    if spec in list_presets() and _local(spec) is None:
-        torch.manual_seed(seed)
+    if init == "random" and spec in list_presets() and hub.find_local(spec) is None:
         model = Translator(ModelConfig.from_preset(spec))
-        model.reset_parameters()
-        return model
-    try:
-        return Translator.from_pretrained(spec)
-    except CheckpointError as err:
-        if "from_encoder" not in str(err):
-            raise
-    return Translator.from_encoder(spec)
+    else:
+        try:
+            model = Translator.from_pretrained(spec)
+        except CheckpointError as err:
+            if "from_encoder" not in str(err):
+                raise
+            model = Translator.from_encoder(spec)
+        except FileNotFoundError as err:
+            raise with_random_hint(err, spec) from None
+        if init == "pretrained":
+            return model
+    torch.manual_seed(seed)
+    model.reset_parameters()
+    logger.warning("--init random: a new Translator of the %s architecture with random weights (seed %d)", spec, seed)
+    return model
 
 
 def _decoder(encoder, lang: str):
@@ -194,7 +204,7 @@ def run_train_mt(cfg: MTConfig, *, resume: bool = False, device: str | None = No
     d = D.setup(device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_translator(cfg.model, seed=cfg.seed)
+    model = build_translator(cfg.model, init=cfg.init, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     encoder = load_text_encoder(cfg.tokenizer or _beside(cfg.model))
     lambdas = {"mt": Lambda(cfg.lambda_mt), "ae": Lambda(cfg.lambda_ae), "bt": Lambda(cfg.lambda_bt)}
@@ -214,21 +224,9 @@ def run_train_mt(cfg: MTConfig, *, resume: bool = False, device: str | None = No
     return records
 
 
-def _local(spec: str) -> Path | None:
-    """Where `spec` lies on this machine (a path, a model shipped with xlmlib, the local HF cache), or None;
-    never a download."""
-    from .. import hub
-
-    if Path(spec).exists():
-        return Path(spec)
-    if spec in hub.shipped_models() or hub.find_in_cache(spec)[0] is not None:
-        return hub.resolve(spec)
-    return None
-
-
 def _beside(spec: str) -> str:
     """The tokenizer beside a model: its folder, or the word list (vocab.txt) saved there by train-mt."""
-    path = _local(spec)
+    path = hub.find_local(spec)
     if path is None:
         raise ValueError(f"no tokenizer for {spec!r}: pass --tokenizer")
     folder = path if path.is_dir() else path.parent

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .. import hub
 from ..config import ModelConfig
 from ..tasks import build_model
 from . import distributed as D
@@ -207,12 +208,13 @@ def check_inputs(cfg: TrainConfig) -> None:
 
 
 def with_model_tokenizer(cfg: TrainConfig) -> TrainConfig:
-    """Without --tokenizer, a local --model folder that holds tokenizer files supplies them (as finetune and
-    xlmlib.load do)."""
-    folder = Path(cfg.model)
-    folder = folder if folder.is_dir() else folder.parent
-    beside = has_tokenizer(folder) or (folder / "vocab.txt").is_file()
-    if cfg.tokenizer or not Path(cfg.model).exists() or not beside:
+    """Without --tokenizer, the tokenizer files beside --model (a local folder or file, a shipped model, a
+    cached hub snapshot) supply them, as finetune and xlmlib.load do."""
+    local = None if cfg.tokenizer else hub.find_local(cfg.model)
+    if local is None:
+        return cfg
+    folder = local if local.is_dir() else local.parent
+    if not (has_tokenizer(folder) or (folder / "vocab.txt").is_file()):
         return cfg
     logger.info("using the tokenizer beside the model: %s", folder)
     return dataclasses.replace(cfg, tokenizer=str(folder))
@@ -238,7 +240,7 @@ def run_pretrain(cfg: TrainConfig, *, resume: bool = False, device: str | None =
 def _pretrain(cfg: TrainConfig, out: Path, *, resume: bool, device: str | None) -> list[dict]:
     d = D.setup(device)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg.model, "causal-lm" if cfg.objective == "clm" else "masked-lm", seed=cfg.seed)
+    model = build_model(cfg.model, "causal-lm" if cfg.objective == "clm" else "masked-lm", init=cfg.init, seed=cfg.seed)
     torch.manual_seed(cfg.seed)  # the same dropout stream on every rank and in every fresh run
     source = build_source(cfg, model.config, out, d, seed=cfg.seed)
     evaluate = None
