@@ -16,11 +16,11 @@ import time
 import torch
 
 from xlmlib import MaskedLM, ModelConfig
-from xlmlib.losses import count_targets
+from xlmlib.losses import count_targets, full_lm_loss
 from xlmlib.objectives import mask_tokens
 from xlmlib.train.config import TrainConfig
-from xlmlib.train.losses import MaskedOnlyLMLoss
 from xlmlib.train.sources import masking_for
+from xlmlib.train.step import MaskedOnlyLMLoss
 from xlmlib.train.trainer import build_optimizer
 
 
@@ -31,6 +31,12 @@ def _batch(cfg: ModelConfig, batch: int, seq: int, device) -> dict:
     masking = masking_for(cfg, 0.15, exact_count=True)
     m = mask_tokens(ids, masking, generator=g)
     return {"input_ids": m.input_ids.to(device), "labels": m.labels.to(device)}
+
+
+def full_projection(model: MaskedLM, batch: dict) -> tuple[torch.Tensor, None]:
+    """The same summed loss through every row's logits (B x T x V), for the comparison."""
+    h, _ = model.encode(batch["input_ids"])
+    return full_lm_loss(model.lm_head(h, model.embed.tokens), batch["labels"], reduction="sum"), None
 
 
 def _step(module, optimizer, batch, device) -> float:
@@ -63,7 +69,7 @@ def main() -> None:
     model = MaskedLM(cfg)
     model.reset_parameters()
     model.to(device).train()
-    heads = {"masked-only": MaskedOnlyLMLoss(model), "full projection": MaskedOnlyLMLoss(model, full_projection=True)}
+    heads = {"masked-only": MaskedOnlyLMLoss(model), "full projection": lambda b: full_projection(model, b)}
     optimizer = build_optimizer(model, TrainConfig(lr=1e-5))
     batch = _batch(cfg, args.batch, args.seq, device)
     n_pred = int(count_targets(batch["labels"]))

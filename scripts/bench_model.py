@@ -161,7 +161,6 @@ def case_mlm_step(transformers, repeats: int) -> list[dict]:
     g = torch.Generator().manual_seed(2)
     ids = torch.randint(5, 250000, (B, T), generator=g)
     labels = torch.where(torch.rand(B, T, generator=g) < 0.15, ids, torch.full_like(ids, -100))
-    ours.masked_only_loss = True
     opt_a = torch.optim.AdamW(ours.parameters(), lr=1e-5, fused=True)
     opt_b = torch.optim.AdamW(ref.parameters(), lr=1e-5, fused=True)
     a, b = alternate(_mlm_step(ours, ids, labels, opt_a, True), _mlm_step(ref, ids, labels, opt_b, False), repeats)

@@ -2,7 +2,8 @@
 shipped xlmlib-mini) on the Tatoeba training split of one pair and report BLEU on the held-out split next
 to a copy-the-source baseline.
 
-Split: line i of the LASER Tatoeba files trains when i % 10 != 9 and is held out when i % 10 == 9.
+Split: xlmlib/tatoeba.py's (line i of the LASER Tatoeba files held out when i % 10 == 9; the pair's other
+lines train).
 BLEU: sacrebleu corpus BLEU (default 13a tokenization) of greedy translations against the raw reference
 lines; the baseline scores the untranslated source lines against the same references.
 
@@ -26,14 +27,16 @@ DEFAULT_ASSETS = ROOT.parent / "shared" / "assets"
 
 def split(assets: Path, pair: str, out: Path) -> dict[str, Path]:
     """train/held-out files for both sides of `pair` (e.g. deu-eng: deu is the source)."""
+    from xlmlib.tatoeba import held_out_lines
+
     src, tgt = pair.split("-")
     files = {}
     for side in (src, tgt):
         lines = (assets / "tatoeba-laser-v1" / f"tatoeba.{pair}.{side}").read_text(encoding="utf-8").splitlines()
-        for name, keep in (("train", lambda i: i % 10 != 9), ("heldout", lambda i: i % 10 == 9)):
+        for name, held in (("train", False), ("heldout", True)):
             path = out / "data" / f"{name}.{side}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(x + "\n" for i, x in enumerate(lines) if keep(i)), encoding="utf-8")
+            path.write_text("".join(x + "\n" for x in held_out_lines(lines, held)), encoding="utf-8")
             files[f"{name}.{side}"] = path
     return files
 
@@ -54,8 +57,8 @@ def main(argv=None) -> int:
 
     import sacrebleu
 
+    from xlmlib.mt.train import run_train_mt
     from xlmlib.train.config import MTConfig
-    from xlmlib.train.mt import run_train_mt
 
     out, (src, tgt) = Path(args.out), args.pair.split("-")
     files = split(Path(args.assets), args.pair, out)

@@ -9,8 +9,15 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import xlmlib
+
+# The suite's models are tiny: one thread runs their small products faster than two (no thread
+# hand-offs), and a second process on the machine (the CI runner's, another job's) cannot stall a
+# thread team. Subprocesses started by tests inherit the variable.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ASSETS = ROOT.parent / "shared" / "assets"

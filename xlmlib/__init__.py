@@ -10,15 +10,14 @@ from .heads import (
     Encoder,
     MaskedLM,
     MultipleChoice,
-    QuestionAnswering,
     SequenceClassifier,
     TokenClassifier,
 )
-from .heads_qa import QuestionAnsweringBeam
 from .model import Output
+from .mt.model import Translator
+from .mt.translate import translate
+from .qa.heads import QuestionAnswering, QuestionAnsweringBeam
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
-from .translate import translate
-from .translator import Translator
 from .trim import trim_vocab
 
 __version__ = "0.1.0"

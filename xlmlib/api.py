@@ -47,7 +47,7 @@ def _surface(tok, token_id: int) -> str:
     return piece.replace("\u2581", " ").replace("</w>", "")
 
 
-def _fill(text: str, mask: str, k: int, surface: str) -> str:
+def fill_text(text: str, mask: str, k: int, surface: str) -> str:
     """Replace the k-th mask of text by surface, keeping exactly one space where the text or the piece has one
     (fairseq's and transformers' fill-mask drop the space before a ▁ piece)."""
     start = -1
@@ -110,7 +110,7 @@ def _candidates(tok, probs, top_k: int, target_ids, text: str, mask: str, k: int
         ranked = probs.topk(min(top_k + _SPECIAL_SLACK, probs.numel())).indices.tolist()
         chosen = [i for i in ranked if not tok.is_special_id(i)][:top_k]
     return [{"token": tok.id_to_token(i), "id": i, "score": float(probs[i]),
-             "text": _fill(text, mask, k, _surface(tok, i))} for i in chosen]
+             "text": fill_text(text, mask, k, _surface(tok, i))} for i in chosen]
 
 
 class InputTooLong(ValueError):

@@ -137,7 +137,10 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["langs"] = list(self.langs)
-        out["labels"] = list(self.labels)
+        if self.labels:  # written only where the classes are named, so older configs stay as they were
+            out["labels"] = list(self.labels)
+        else:
+            del out["labels"]
         return out
 
     @classmethod

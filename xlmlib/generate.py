@@ -172,7 +172,7 @@ def _beam_search(model, ids, mask, langs, cfg: GenerationConfig):
 def expand_beams(scores: torch.Tensor, logp: torch.Tensor, B: int, K: int):
     """The 2K best continuations of each prompt over its K beams x V words: running score (B*K) plus
     next-word log-probs (B*K V), flattened per prompt, top 2K sorted; returns (sums, beam, word), each B 2K.
-    Shared with the translator's beam search (mt_search.py), whose expansion is the same."""
+    Shared with the translator's beam search (mt/search.py), whose expansion is the same."""
     V = logp.shape[-1]
     top, idx = (scores[:, None] + logp).view(B, K * V).topk(2 * K, dim=1)
     return top, idx // V, idx % V

@@ -1,9 +1,11 @@
 """Task models: the encoder plus a head. Heads compute logits; their losses are in losses.py.
 
-Head shapes follow the config's family (family.py): XLM's (modeling_xlm) or XLM-R's (modeling_xlm_roberta /
-modeling_xlm_roberta_xl). Each class declares what the rest of the package needs to know about it: its
-task name, its head modules, its transformers class names, whether `xlmlib finetune` trains it (tasks.py).
-Shape legend as in model.py (B T D V C).
+Every task model runs one forward (TaskModel.forward): plan the call's layout and routes, encode, the
+head's outputs, its loss when labels are given. A class supplies `outputs` (and `loss`), or `head` where
+outputs and loss are one step (the masked-only LM loss). Head shapes follow the config's family (family.py):
+XLM's (modeling_xlm) or XLM-R's (modeling_xlm_roberta / modeling_xlm_roberta_xl). Each class declares what
+the rest of the package needs to know about it: its task name, its head modules, its transformers class
+names, whether `xlmlib finetune` trains it; tasks.py lists the classes. Shape legend as in model.py.
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import losses, tasks
+from . import losses
 from .checkpoint.load import load_model
 from .checkpoint.save import save_model
 from .config import ModelConfig
 from .family import family_of
+from .layout import Layout
 from .linear import Linear, linear
 from .model import Output, Transformer, fill_sinusoidal, init_weights
+from .routes import Routes
 
 
 class TaskModel(Transformer):
     """Common loading, saving and initialisation, and the facts each task class declares:
 
-    task: the name xlmlib.load(task=...) takes (defining a class with one registers it, tasks.py);
+    task: the name xlmlib.load(task=...) takes (tasks.py lists the classes);
     head_prefixes: this model's own head modules (the loader initialises them when a checkpoint lacks them);
     hf_suffix: (head style, transformers' class name after the family prefix) pairs; a style absent has none;
     finetune_task: the `xlmlib finetune --task` name, where fine-tuning trains this class;
@@ -36,9 +40,30 @@ class TaskModel(Transformer):
     finetune_task: str | None = None
     causal: bool = False
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        tasks.register(cls)
+    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+                labels=None, output_hidden_states=False, cache=None, *, checked: bool = False, **head_inputs):
+        """encode -> head -> loss, for every task model. checked: the caller ran check_inputs (the training
+        step, on its CPU batch); head_inputs: what a head takes besides the hidden states (p_mask, ...)."""
+        layout = self.plan(input_ids, attention_mask, cache)
+        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states,
+                                cache, layout=layout, checked=checked)
+        out = self.head(h, layout, labels, **head_inputs)
+        out.last_hidden_state, out.hidden_states, out.cache = h, hidden, cache
+        return out
+
+    def head(self, h, layout: Layout, labels=None, **head_inputs) -> Output:
+        """The head's outputs, with the loss when labels are given."""
+        out = self.outputs(h, layout.routes, **head_inputs)
+        if labels is not None:
+            out.loss = self.loss(out, labels)
+        return out
+
+    def outputs(self, h, routes: Routes) -> Output:
+        raise NotImplementedError
+
+    def loss(self, out: Output, labels, reduction: str = "mean"):
+        raise ValueError(f"{type(self).__name__} has no loss; use a task model (MaskedLM, SequenceClassifier, ...) "
+                         "for labels")
 
     @classmethod
     def head_options_for(cls, keys) -> dict:
@@ -70,7 +95,7 @@ class TaskModel(Transformer):
         """Convert in place for inference: "int8" (dynamic, Linear layers and the token table), "bf16"
         (LayerNorm kept in fp32) or "fp32-onednn" (the same fp32 numbers, the Linear weights prepacked for
         oneDNN's matmul, which plain CPU inference already uses unpacked). Returns the model."""
-        from .quantize import quantize
+        from .precision import quantize
 
         return quantize(self, mode)
 
@@ -94,13 +119,8 @@ class Encoder(TaskModel):
         """The pooler is built when the checkpoint has one (HF XLM-R base models do)."""
         return {"pooler": any(k.startswith("pooler.") for k in keys)}
 
-    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        if labels is not None:
-            raise ValueError("Encoder has no loss; use a task model (MaskedLM, SequenceClassifier, ...) for labels")
-        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        pooled = self.pooler(h) if self.pooler is not None else None
-        return Output(last_hidden_state=h, hidden_states=hidden, pooled=pooled, cache=cache)
+    def outputs(self, h, routes: Routes) -> Output:
+        return Output(pooled=self.pooler(h, routes) if self.pooler is not None else None)
 
 
 class Pooler(nn.Module):
@@ -108,8 +128,8 @@ class Pooler(nn.Module):
         super().__init__()
         self.dense = Linear(cfg.dim, cfg.dim)
 
-    def forward(self, h):
-        return torch.tanh(self.dense(h[:, 0]))
+    def forward(self, h, routes: Routes | None = None):
+        return torch.tanh(self.dense(h[:, 0], routes))
 
 
 class LMHead(nn.Module):
@@ -125,58 +145,55 @@ class LMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         self.quantized: nn.Module | None = None  # int8 projection set by quantize("int8")
 
-    def transform(self, h):
+    def transform(self, h, routes: Routes | None = None):
         if self.dense is None:
             return h
-        return self.norm(self.dense(h, activation="gelu"))
+        return self.norm(self.dense(h, routes, activation="gelu"))
 
-    def forward(self, h, tokens: nn.Module):
+    def forward(self, h, tokens: nn.Module, routes: Routes | None = None):
         """Logits over the vocabulary of `tokens`, the (tied) token-embedding module."""
         if self.quantized is not None:
-            return self.quantized(self.transform(h))
-        return linear(self.transform(h), tokens.weight, self.bias)
+            return self.quantized(self.transform(h, routes))
+        return linear(self.transform(h, routes), tokens.weight, self.bias, routes=routes)
 
 
 class MaskedLM(TaskModel):
     """Masked-LM head. labels: token ids at predicted positions, -100 elsewhere (no shift).
 
     In training mode with labels, only the predicted rows are projected onto the vocabulary (M x V instead
-    of B x T x V; the same loss) and out.logits is None; set `masked_only_loss = False` for full logits."""
+    of B x T x V; the same loss, tests/unit/test_model.py) and out.logits is None."""
 
     task = "masked-lm"
     head_prefixes = ("lm_head",)
     hf_suffix = (("xlm", "WithLMHeadModel"), ("roberta", "ForMaskedLM"))
+    shift = False  # CausalLM: position t predicts labels[t + 1]
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         self.lm_head = LMHead(config)
-        self.masked_only_loss = True
 
-    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        return self._lm_output(h, hidden, labels, cache, shift=False)
+    def head(self, h, layout: Layout, labels=None, **head_inputs) -> Output:
+        """Logits and loss; in training with labels, the loss of the predicted rows alone (no logits)."""
+        if head_inputs:
+            raise TypeError(f"{type(self).__name__} got unexpected inputs: {', '.join(head_inputs)}")
+        targets = None if labels is None else (labels[:, 1:] if self.shift else labels)
+        scored = h[:, :-1] if self.shift else h
+        if targets is not None and self.training and self.lm_head.quantized is None:
+            return Output(loss=self.lm_loss(scored, targets, routes=layout.routes).loss)
+        logits = self.lm_head(h, self.embed.tokens, layout.routes)
+        loss = None if targets is None else losses.full_lm_loss(logits[:, :-1] if self.shift else logits, targets)
+        return Output(logits=logits, loss=loss)
 
-    def _lm_output(self, h, hidden, labels, cache, shift: bool) -> Output:
-        """Logits and loss; with shift, position t predicts labels[t + 1]."""
-        targets = None if labels is None else (labels[:, 1:] if shift else labels)
-        if targets is not None and self.training and self.masked_only_loss and self.lm_head.quantized is None:
-            loss = self.lm_loss(h[:, :-1] if shift else h, targets).loss
-            return Output(last_hidden_state=h, loss=loss, hidden_states=hidden, cache=cache)
-        logits = self.lm_head(h, self.embed.tokens)
-        loss = None if targets is None else losses.full_lm_loss(logits[:, :-1] if shift else logits, targets)
-        return Output(last_hidden_state=h, logits=logits, loss=loss, hidden_states=hidden, cache=cache)
-
-    def lm_loss(self, h, labels, *, reduction: str = "mean", full_projection: bool = False,
-                rows: int | None = None) -> losses.LMLoss:
+    def lm_loss(self, h, labels, *, reduction: str = "mean", rows: int | None = None,
+                routes: Routes | None = None) -> losses.LMLoss:
         """The LM loss of hidden states h (B T D) against aligned labels (B T, no shift), with the logits
-        and labels of the predicted rows. By default only those rows are projected onto the vocabulary
-        (exactly `rows` of them with filler, when given: losses.masked_lm_loss); full_projection projects
-        every row first (the same loss, for comparisons and benchmarks)."""
-        if not full_projection and self.lm_head.quantized is None:
+        and labels of the predicted rows, which alone are projected onto the vocabulary (exactly `rows` of
+        them with filler, when given: losses.masked_lm_loss). A quantized head projects every row."""
+        if self.lm_head.quantized is None:
             return losses.masked_lm_loss(h, labels, self.embed.tokens.weight, self.lm_head.bias,
-                                         transform=self.lm_head.transform, reduction=reduction, rows=rows)
-        logits = self.lm_head(h, self.embed.tokens)
+                                         transform=lambda x: self.lm_head.transform(x, routes), reduction=reduction,
+                                         rows=rows, routes=routes)
+        logits = self.lm_head(h, self.embed.tokens, routes)
         selected = labels != losses.IGNORE_INDEX
         return losses.LMLoss(losses.full_lm_loss(logits, labels, reduction=reduction), logits[selected],
                              labels[selected])
@@ -189,14 +206,10 @@ class CausalLM(MaskedLM):
     task = "causal-lm"
     hf_suffix = (("xlm", "WithLMHeadModel"), ("roberta", "ForCausalLM"))
     causal = True
+    shift = True
 
     def __init__(self, config: ModelConfig):
         super().__init__(config.replace(causal=True))
-
-    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        return self._lm_output(h, hidden, labels, cache, shift=True)
 
 
 class ClassificationHead(nn.Module):
@@ -209,11 +222,11 @@ class ClassificationHead(nn.Module):
         self.dropout = nn.Dropout(_classifier_dropout(cfg))
         self.out_proj = Linear(cfg.dim, n_out)
 
-    def forward(self, h):
+    def forward(self, h, routes: Routes | None = None):
         x = self.dropout(h[:, 0])
         if self.dense is not None:
-            x = self.dropout(torch.tanh(self.dense(x)))
-        return self.out_proj(x)
+            x = self.dropout(torch.tanh(self.dense(x, routes)))
+        return self.out_proj(x, routes)
 
 
 def _classifier_dropout(cfg: ModelConfig) -> float:
@@ -222,7 +235,8 @@ def _classifier_dropout(cfg: ModelConfig) -> float:
 
 class SequenceClassifier(TaskModel):
     """labels: class ids (cross-entropy), floats with num_labels == 1 (MSE regression), or a float
-    multi-hot matrix (BCE), the three problem types of HF's sequence classifiers."""
+    multi-hot matrix (BCE), the three problem types of HF's sequence classifiers. The classes' names
+    (labels=) are saved with the model (config.labels, transformers' id2label)."""
 
     task = "sequence-classification"
     head_prefixes = ("classifier",)
@@ -234,12 +248,8 @@ class SequenceClassifier(TaskModel):
         super().__init__(config)
         self.classifier = ClassificationHead(config, config.num_labels)
 
-    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        out = Output(last_hidden_state=h, logits=self.classifier(h), hidden_states=hidden)
-        out.loss = None if labels is None else self.loss(out, labels)
-        return out
+    def outputs(self, h, routes: Routes) -> Output:
+        return Output(logits=self.classifier(h, routes))
 
     def loss(self, out: Output, labels, reduction: str = "mean"):
         return losses.classification_loss(out.logits, labels, self.config.num_labels, reduction=reduction)
@@ -259,40 +269,11 @@ class TokenClassifier(TaskModel):
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = Linear(config.dim, config.num_labels)
 
-    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        out = Output(last_hidden_state=h, logits=self.classifier(self.dropout(h)), hidden_states=hidden)
-        out.loss = None if labels is None else self.loss(out, labels)
-        return out
+    def outputs(self, h, routes: Routes) -> Output:
+        return Output(logits=self.classifier(self.dropout(h), routes))
 
     def loss(self, out: Output, labels, reduction: str = "mean"):
         return losses.token_loss(out.logits, labels, reduction=reduction)
-
-
-class QuestionAnswering(TaskModel):
-    """Extractive QA: start/end logits per token. labels = (start_positions, end_positions); positions
-    outside the sequence are clamped and ignored, as in HF's span heads."""
-
-    task = "question-answering"
-    head_prefixes = ("qa_outputs",)
-    hf_suffix = (("xlm", "ForQuestionAnsweringSimple"), ("roberta", "ForQuestionAnswering"))
-
-    def __init__(self, config: ModelConfig):
-        super().__init__(config)
-        self.qa_outputs = Linear(config.dim, 2)
-
-    def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids, output_hidden_states, cache)
-        start, end = self.qa_outputs(h).unbind(-1)
-        out = Output(last_hidden_state=h, start_logits=start, end_logits=end, hidden_states=hidden)
-        out.loss = None if labels is None else self.loss(out, labels)
-        return out
-
-    def loss(self, out: Output, labels, reduction: str = "mean"):
-        """labels = (start_positions, end_positions)."""
-        return losses.span_loss(out.start_logits, out.end_logits, *labels, reduction=reduction)
 
 
 class MultipleChoice(TaskModel):
@@ -312,17 +293,18 @@ class MultipleChoice(TaskModel):
         self.logits_proj = None if pooled else Linear(config.num_labels, 1)
 
     def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                labels=None, output_hidden_states=False, cache=None):
-        n_choices = input_ids.shape[1]
+                labels=None, output_hidden_states=False, cache=None, *, checked: bool = False):
+        """The choices (B C T) run as B·C rows of TaskModel.forward; the logits come back B C."""
         flat = [_flatten_choices(t) for t in (input_ids, attention_mask, langs, positions, token_type_ids)]
-        h, hidden = self.encode(*flat, output_hidden_states)
+        return super().forward(*flat, labels=labels, output_hidden_states=output_hidden_states, cache=cache,
+                               checked=checked, n_choices=input_ids.shape[1])
+
+    def outputs(self, h, routes: Routes, n_choices: int = 1) -> Output:
         if self.pooler is not None:
-            logits = self.classifier(self.dropout(self.pooler(h)))
+            logits = self.classifier(self.dropout(self.pooler(h, routes)), routes)
         else:
-            logits = self.logits_proj(self.classifier(self.dropout(h[:, 0])))
-        out = Output(last_hidden_state=h, logits=logits.view(-1, n_choices), hidden_states=hidden)
-        out.loss = None if labels is None else self.loss(out, labels)
-        return out
+            logits = self.logits_proj(self.classifier(self.dropout(h[:, 0]), routes), routes)
+        return Output(logits=logits.view(-1, n_choices))
 
     def loss(self, out: Output, labels, reduction: str = "mean"):
         return losses.choice_loss(out.logits, labels, reduction=reduction)

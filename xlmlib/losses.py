@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .linear import linear
+from .routes import Routes
 
 IGNORE_INDEX = -100  # the label of a position that is not predicted (torch cross_entropy's default)
 REDUCTIONS = ("mean", "sum")
@@ -40,6 +41,7 @@ def masked_lm_loss(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     reduction: str = "mean",
     rows: int | None = None,
+    routes: Routes | None = None,
 ) -> LMLoss:
     """Cross-entropy of the LM head computed on the predicted rows only: (M, D) @ (D, V), not (B·T, V).
 
@@ -51,13 +53,14 @@ def masked_lm_loss(
     With no predicted position the loss is 0 (kept in the graph), not the NaN of a mean over nothing.
     rows: project exactly this many rows whatever the labels (static shapes, which CUDA graphs need): the
     predicted positions, then filler rows without a target. It must be at least the number of predicted
-    positions (the trainer counts them on its CPU batch); the loss is the same.
+    positions (the trainer counts them on its CPU batch); the loss is the same. routes: the forward's (the
+    projection's backend).
     """
     _check(reduction)
-    picked, targets = _predicted_rows(hidden, labels) if rows is None else _fixed_rows(hidden, labels, rows)
+    picked, targets = predicted_rows(hidden, labels) if rows is None else fixed_rows(hidden, labels, rows)
     if transform is not None:
         picked = transform(picked)
-    logits = linear(picked, weight, bias)
+    logits = linear(picked, weight, bias, routes=routes)
     loss = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum")
     if reduction == "mean":  # no branch on M, so a compiled step does not break its graph here
         count = torch.sym_max(targets.numel(), 1) if rows is None else (targets != IGNORE_INDEX).sum().clamp(min=1)
@@ -65,7 +68,7 @@ def masked_lm_loss(
     return LMLoss(loss, logits, targets)
 
 
-def _predicted_rows(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def predicted_rows(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(M, D) hidden rows and (M,) labels of the predicted positions. Selecting them with labels on a GPU
     reads the count M back (a host synchronisation); labels on the CPU (as the trainer passes them) are
     read there instead, and only the M indices and labels travel to the hidden states' device."""
@@ -78,7 +81,7 @@ def _predicted_rows(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
     return rows, targets
 
 
-def _fixed_rows(hidden: torch.Tensor, labels: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_rows(hidden: torch.Tensor, labels: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, D) hidden rows and (rows,) labels: the predicted positions in order, then filler rows (the
     last position again, labelled IGNORE_INDEX). nonzero_static gives the fixed shape without reading the
     count back from the device."""

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attention import KVCache, Packing, SelfAttention, attention_bias
+from .attention import KVCache, SelfAttention
 from .config import ModelConfig
+from .layout import Layout, Packing
 from .linear import Linear
+from .routes import Facts, Routes, autocast_dtype, check_setting, choose
 
 
 @dataclass
@@ -87,8 +89,8 @@ class FeedForward(nn.Module):
         self.fc2 = Linear(cfg.ffn_dim, cfg.dim)
         self.activation = cfg.activation
 
-    def forward(self, x):
-        return self.fc2(self.fc1(x, activation=self.activation))
+    def forward(self, x, routes: Routes | None = None):
+        return self.fc2(self.fc1(x, routes, activation=self.activation), routes)
 
 
 class Layer(nn.Module):
@@ -103,14 +105,28 @@ class Layer(nn.Module):
 
     def residual(self, x, norm: nn.Module, sublayer):
         """One sub-layer with its residual and LayerNorm: pre-LN (XLM-R XL/XXL, modeling_xlm_roberta_xl)
-        or post-LN. The translation decoder (decoder.py) adds its cross-attention through this too."""
+        or post-LN. The translation decoder (mt/model.py) adds its cross-attention through this too."""
         if self.pre_norm:
             return x + self.dropout(sublayer(norm(x)))
         return norm(x + self.dropout(sublayer(x)))
 
-    def forward(self, x, bias, cache=None, packing=None):
-        x = self.residual(x, self.attn_norm, lambda h: self.attn(h, bias, cache, packing))
-        return self.residual(x, self.ffn_norm, self.ffn)
+    def forward(self, x, layout: Layout, cache=None):
+        x = self.residual(x, self.attn_norm, lambda h: self.attn(h, layout, cache))
+        return self.residual(x, self.ffn_norm, lambda h: self.ffn(h, layout.routes))
+
+
+class Setting:
+    """A runtime route setting of a model (routes.py): read and assigned as an attribute, checked on
+    assignment, never saved with the model."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        return self if model is None else model.settings[self.name]
+
+    def __set__(self, model, value):
+        model.settings[self.name] = check_setting(self.name, value)
 
 
 class Transformer(nn.Module):
@@ -118,6 +134,8 @@ class Transformer(nn.Module):
     parameter names stay `embed.*`, `layers.{i}.*`, `final_norm` for every model."""
 
     layer_class: type[nn.Module] = Layer  # the translation decoder swaps in its cross-attention layer
+    packs_padding = True  # the decoder's cross-attention needs the B T grid: it keeps the padded route
+    attention, qkv, linear = Setting(), Setting(), Setting()
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -127,40 +145,68 @@ class Transformer(nn.Module):
         self.final_norm = nn.LayerNorm(config.dim, eps=config.norm_eps) if config.pre_norm else None
         self.causal = config.causal
         self.gradient_checkpointing = False
-        # Skip padding in the dense parts (see Packing). Real tokens are unchanged (<= 1e-5); padded rows
-        # come out as zeros instead of the reference's unused values. False gives the reference layout.
-        self.skip_padding = True
-        # Range checks of ids, positions and language ids read values, i.e. synchronise with a GPU; a caller
-        # that checked its batch on the host (check_inputs) turns them off.
-        self.validate_inputs = True
+        self.settings = {"attention": "auto", "qkv": "auto", "linear": "auto"}
         self._warned_langs = False
 
-    def encode(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-               output_hidden_states=False, cache: KVCache | None = None):
-        """Run the encoder; returns (last hidden state B T D, hidden states or None)."""
-        cfg = self.config
+    def plan(self, input_ids, attention_mask=None, cache: KVCache | None = None) -> Layout:
+        """The padding layout of a call and its routes (routes.choose over this call's facts). An
+        attention_mask given on the CPU for inputs on a GPU is the host copy the layout is read from, so
+        the forward needs no host synchronisation (the trainer passes it so)."""
         past = cache.length if cache is not None else 0
-        keep, host = self._key_mask(input_ids, attention_mask, past)  # B S (True = attend)
+        keep, host = self._key_mask(input_ids, attention_mask, past)
+        # The real lengths: read on the host copy when there is one, else on the device (one sync); never
+        # inside a compiled graph, whose shapes must not depend on them.
+        lengths = None if _tracing() else (host if host is not None else keep).sum(1).tolist()
+        facts = self._facts(input_ids, lengths, keep.shape[1], cache)
+        settings = self.settings if self.packs_padding else {**self.settings, "attention": "padded"}
+        routes = choose(settings, facts)
+        if routes.attention != "padded":
+            return Layout(keep, routes, host, past, packing=Packing(keep, causal=self.causal, host=host))
+        allowed = self._allowed(keep, input_ids.shape[1], past, all_real=not facts.padding)
+        return Layout(keep, routes, host, past, allowed=allowed, zero_rows=self.config.zero_pad_rows)
+
+    def _facts(self, input_ids, lengths: list[int] | None, attended: int, cache) -> Facts:
+        """This call's facts (routes.Facts); lengths None (compiling): padding assumed, every token a row."""
+        device = input_ids.device.type
+        autocast = autocast_dtype(device)
+        past = cache.length if cache is not None else 0
+        if lengths is None:
+            padding, empty_row, rows = True, False, input_ids.numel()
+        else:
+            padding, empty_row = min(lengths, default=attended) < attended, min(lengths, default=1) == 0
+            rows = sum(lengths) - past * len(lengths)
+        return Facts(
+            device=device, dtype=autocast or self.embed.positions.weight.dtype,
+            dropout=self.training and self.config.attention_dropout > 0, causal=self.causal,
+            compiling=_tracing(), autocast=autocast is not None, cache=cache is not None,
+            grad=torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()),
+            padding=padding, empty_row=empty_row, rows=rows,
+            quantized=getattr(self, "precision", None) in ("int8", "fp32-onednn"))
+
+    def encode(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
+               output_hidden_states=False, cache: KVCache | None = None, *, layout: Layout | None = None,
+               checked: bool = False):
+        """Run the encoder; returns (last hidden state B T D, hidden states or None). layout: this call's
+        plan (built here when not given); checked: the caller ran check_inputs on these values (the training
+        step does, on its CPU batch), so the forward reads no device value back to check them."""
+        layout = layout if layout is not None else self.plan(input_ids, attention_mask, cache)
         if positions is None:
-            positions = self._default_positions(input_ids, past)
-        langs = self._check_inputs(input_ids, langs, positions, token_type_ids)
-        n_new = input_ids.shape[1]
-        packing = self._packing(keep, host, cache)
-        if packing is not None:  # N real tokens from the embedding on; zeroing pad rows is moot, they are gone
+            positions = self._default_positions(input_ids, layout.past)
+        langs = self._checked_inputs(input_ids, langs, positions, token_type_ids, not checked and not _tracing())
+        packing = layout.packing
+        if packing is not None:  # N real tokens from the embedding on
             input_ids, positions, langs, token_type_ids = (
                 None if t is None else packing.pack(t) for t in (input_ids, positions, langs, token_type_ids))
         x = self.embed(input_ids, positions, langs, token_type_ids)
-        row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows and packing is None else None
+        row_mask = layout.row_mask(x.dtype)
         if row_mask is not None:
             x = x * row_mask
-        # Packed attention builds its own mask where its route needs one (attention.py).
-        bias = None if packing is not None else self._attention_bias(keep, n_new, past, x.dtype, host)
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
             if self.gradient_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(layer, x, bias, cache, packing, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, layout, cache, use_reentrant=False)
             else:
-                x = layer(x, bias, cache, packing)
+                x = layer(x, layout, cache)
             if row_mask is not None:
                 x = x * row_mask
             if hidden is not None:
@@ -174,16 +220,8 @@ class Transformer(nn.Module):
             hidden = [packing.unpack(h) for h in hidden] if hidden is not None else None
         return x, (tuple(hidden) if hidden is not None else None)
 
-    def _packing(self, keep, host, cache):
-        """A Packing when padding is worth skipping: eager mode (shapes depend on the data), no cache."""
-        if not self.skip_padding or cache is not None or torch.compiler.is_compiling() or _all(keep, host):
-            return None
-        return Packing(keep, causal=self.causal, host=host)
-
     def _key_mask(self, input_ids, attention_mask, past):
-        """(keep B S on the model's device, the same readable without a device sync or None). An
-        attention_mask given on the CPU for inputs on a GPU is that host copy: the padding layout is then
-        read from it, and the forward needs no host synchronisation (the trainer passes it so)."""
+        """(keep B S on the model's device, the same on the CPU when the caller gave it there, else None)."""
         keep = self._keep(input_ids, attention_mask, past)
         host = keep if keep.device.type == "cpu" else None
         return keep.to(input_ids.device, non_blocking=True), host
@@ -210,27 +248,22 @@ class Transformer(nn.Module):
             return (torch.cumsum(real, dim=1) + past) * real + (offset - 1)
         return torch.arange(past, past + input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
-    def _attention_bias(self, keep, n_new, past, dtype, host=None):
-        """Additive mask B 1 T S: 0 where attention is allowed, the dtype's minimum elsewhere (as HF)."""
+    def _allowed(self, keep, n_new, past, all_real: bool):
+        """Where the padded route may attend, B 1 T S (True = allowed); None when nothing is masked, which
+        lets SDPA pick its fastest kernel."""
         allowed = keep[:, None, None, :]
         if self.causal:
             q = torch.arange(past, past + n_new, device=keep.device)[:, None]
             k = torch.arange(keep.shape[1], device=keep.device)[None, :]
-            allowed = allowed & (k <= q)
-        elif not torch.compiler.is_compiling() and _all(keep, host):
-            return None  # nothing to mask: let SDPA pick its fastest kernel
-        return attention_bias(allowed, dtype)
+            return allowed & (k <= q)
+        return None if all_real and not _tracing() else allowed
 
     def check_inputs(self, input_ids, langs=None, positions=None, token_type_ids=None) -> None:
-        """The range checks of a forward, on tensors of any device (the trainer runs them on its CPU batch,
-        then sets validate_inputs False so that the GPU forward needs no host synchronisation)."""
+        """The range checks of a forward, on tensors of any device (the training step runs them on its CPU
+        batch, then calls the forward with checked=True, which needs no host synchronisation)."""
         if positions is None:
             positions = self._default_positions(input_ids, 0)
         self._checked_inputs(input_ids, langs, positions, token_type_ids, validate=True)
-
-    def _check_inputs(self, input_ids, langs, positions, token_type_ids):
-        validate = self.validate_inputs and not torch.compiler.is_compiling()
-        return self._checked_inputs(input_ids, langs, positions, token_type_ids, validate)
 
     def _checked_inputs(self, input_ids, langs, positions, token_type_ids, validate: bool):
         cfg = self.config
@@ -264,9 +297,9 @@ class Transformer(nn.Module):
         return langs
 
 
-def _all(keep, host) -> bool:
-    """Whether every position is real, read from the host copy when there is one (no device sync)."""
-    return bool((host if host is not None else keep).all())
+def _tracing() -> bool:
+    """Inside torch.compile, torch.export or TorchScript: shapes must not depend on the data."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
 
 
 def _check_range(name, ids, limit, what):

@@ -1,15 +1,15 @@
-"""The task registry: one entry per task model, read by xlmlib.load, the checkpoint code and fine-tuning.
+"""The task table: task name -> class, read by xlmlib.load, the checkpoint code and fine-tuning.
 
 Each task class declares its facts as class attributes (heads.py): `task` (the name xlmlib.load takes),
 `head_prefixes` (its own head modules), `hf_suffix` (transformers' class name per head style), and
-`finetune_task` where `xlmlib finetune` trains it. Defining the class registers it
-(TaskModel.__init_subclass__), so adding a head touches its class and nothing here. Saved xlmlib folders
+`finetune_task` where `xlmlib finetune` trains it. TASKS lists the classes, once. Saved xlmlib folders
 record the class name, which is accepted wherever a task name is.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -18,47 +18,54 @@ from .config import ModelConfig, list_presets
 
 logger = logging.getLogger(__name__)
 
-_REGISTRY: dict[str, type] = {}
 
+@cache
+def _table() -> dict[str, type]:
+    """Every task model, by task name. Imported on first use: the modules defining them import this one."""
+    from .heads import (
+        CausalLM,
+        Encoder,
+        MaskedLM,
+        MultipleChoice,
+        SequenceClassifier,
+        TokenClassifier,
+    )
+    from .mt.model import Translator
+    from .qa.heads import QuestionAnswering, QuestionAnsweringBeam
 
-def register(cls: type) -> None:
-    """Record a class that declares its own `task` name (subclasses that do not are not tasks)."""
-    name = cls.__dict__.get("task")
-    if name is None:
-        return
-    known = _REGISTRY.get(name)
-    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"task {name!r} is already taken by {known.__qualname__}")
-    _REGISTRY[name] = cls
+    classes = (Encoder, MaskedLM, CausalLM, SequenceClassifier, TokenClassifier, QuestionAnswering, MultipleChoice,
+               QuestionAnsweringBeam, Translator)
+    return {cls.task: cls for cls in classes}
 
 
 def task_names() -> list[str]:
-    return list(_REGISTRY)
+    return list(_table())
 
 
 def task_classes() -> list[type]:
-    return list(_REGISTRY.values())
+    return list(_table().values())
 
 
 def task_class(name: str) -> type:
     """The class of a task name ("masked-lm"), a saved class name ("MaskedLM") or a fine-tuning task
     name ("sequence")."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    for cls in _REGISTRY.values():
+    table = _table()
+    if name in table:
+        return table[name]
+    for cls in table.values():
         if name in (cls.__name__, cls.finetune_task):
             return cls
-    raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(_REGISTRY)}")
+    raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(table)}")
 
 
 def head_prefixes() -> set[str]:
     """Every head module name of every task: weights under these belong to some head."""
-    return {prefix for cls in _REGISTRY.values() for prefix in cls.head_prefixes}
+    return {prefix for cls in _table().values() for prefix in cls.head_prefixes}
 
 
 def finetune_tasks() -> dict[str, type]:
     """`xlmlib finetune --task` names -> their classes."""
-    return {cls.finetune_task: cls for cls in _REGISTRY.values() if cls.finetune_task}
+    return {cls.finetune_task: cls for cls in _table().values() if cls.finetune_task}
 
 
 INITS = ("pretrained", "random")

@@ -1,19 +1,14 @@
 """The Python API and every inference CLI verb, on a tiny random model that uses the real XLM-R
 SentencePiece vocabulary (shared assets) and was saved with save_pretrained next to its tokenizer."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import xlmlib
-from xlmlib.api import _fill
+from xlmlib.api import fill_text
 
-from ..folders import save_tiny_xlmr
+from ..folders import cli, save_tiny_xlm, save_tiny_xlmr
 
 VOCAB = 250002  # XLM-R's fairseq ids: 250000 pieces + 4 specials - 3 shared + <mask> (formats.md section 3)
 
@@ -48,10 +43,10 @@ def test_fill_mask_ranks_candidates_and_keeps_spacing(xlmr_dir):
 
 def test_filled_word_pieces_keep_their_space():
     """The fairseq / transformers bug (FS#1306): 'is<mask>' filled with '▁Jennifer' must read 'is Jennifer'."""
-    assert _fill("My name is<mask>.", "<mask>", 0, " Jennifer") == "My name is Jennifer."
-    assert _fill("My name is <mask>.", "<mask>", 0, " Jennifer") == "My name is Jennifer."
-    assert _fill("<mask> went home", "<mask>", 0, " She") == "She went home"
-    assert _fill("a <mask> b <mask>", "<mask>", 1, " c") == "a <mask> b c"
+    assert fill_text("My name is<mask>.", "<mask>", 0, " Jennifer") == "My name is Jennifer."
+    assert fill_text("My name is <mask>.", "<mask>", 0, " Jennifer") == "My name is Jennifer."
+    assert fill_text("<mask> went home", "<mask>", 0, " She") == "She went home"
+    assert fill_text("a <mask> b <mask>", "<mask>", 1, " c") == "a <mask> b c"
 
 
 def test_embed_batches_by_length_and_keeps_order(xlmr_dir):
@@ -71,55 +66,37 @@ def test_generate_continues_prompts(xlmr_dir):
     assert texts == xlmlib.generate(model, tok, ["Hello world", "A"], max_new_tokens=5)
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, whatever is installed
-    return subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], capture_output=True, text=True,
-                          check=False, timeout=300, env=env)
-
-
 def test_cli_verbs(xlmr_dir, tmp_path):
-    info = run_cli("info", xlmr_dir)
-    assert info.returncode == 0, info.stderr
-    assert "vocabulary:  250002" in info.stdout and "format:      xlmlib" in info.stdout
-    fill = run_cli("fill-mask", "--model", xlmr_dir, "Paris is the <mask> of France.", "--top-k", "2")
-    assert fill.returncode == 0, fill.stderr
-    assert fill.stdout.count("Paris is the ") == 2
+    info = cli("info", xlmr_dir)
+    assert info.code == 0, info.err
+    assert "vocabulary:  250002" in info.out and "format:      xlmlib" in info.out
+    fill = cli("fill-mask", "--model", xlmr_dir, "Paris is the <mask> of France.", "--top-k", "2")
+    assert fill.code == 0, fill.err
+    assert fill.out.count("Paris is the ") == 2
     (tmp_path / "in.txt").write_text("first line\nsecond line\nthird\n", encoding="utf-8")
-    emb = run_cli("embed", "--model", xlmr_dir, "--input", tmp_path / "in.txt", "--output", tmp_path / "v.npy")
-    assert emb.returncode == 0, emb.stderr
+    emb = cli("embed", "--model", xlmr_dir, "--input", tmp_path / "in.txt", "--output", tmp_path / "v.npy")
+    assert emb.code == 0, emb.err
     assert np.load(tmp_path / "v.npy").shape == (3, 16)
-    gen = run_cli("generate", "--model", xlmr_dir, "Hello", "--max-new-tokens", "3")
-    assert gen.returncode == 0 and gen.stdout.startswith("Hello"), gen.stderr
+    gen = cli("generate", "--model", xlmr_dir, "Hello", "--max-new-tokens", "3")
+    assert gen.code == 0 and gen.out.startswith("Hello"), gen.err
 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
-    bad = run_cli("info", tmp_path / "missing")
-    assert bad.returncode == 1
-    assert bad.stderr.startswith("xlmlib info: error: ") and "Traceback" not in bad.stderr
-    debug = run_cli("--debug", "info", tmp_path / "missing")
-    assert "Traceback" in debug.stderr
+    bad = cli("info", tmp_path / "missing")
+    assert bad.code == 1
+    assert bad.err.startswith("xlmlib info: error: ") and "Traceback" not in bad.err
+    with pytest.raises(FileNotFoundError):  # --debug lets the exception (and its traceback) through
+        cli("--debug", "info", tmp_path / "missing")
     for verb in ("info", "fill-mask", "embed", "generate"):
-        helped = run_cli(verb, "--help")
-        assert helped.returncode == 0 and "example: xlmlib " + verb in helped.stdout
+        helped = cli(verb, "--help")
+        assert helped.code == 0 and "example: xlmlib " + verb in helped.out
 
 
 @pytest.fixture(scope="module")
 def xlm_dir(tmp_path_factory, assets):
     """A tiny XNLI-15-shaped XLM (language embeddings) with the released XNLI-15 BPE vocabulary."""
-    folder = tmp_path_factory.mktemp("tiny-xlm")
-    cfg = xlmlib.ModelConfig.from_preset("xlm-mlm-xnli15-1024").replace(
-        n_layers=1, dim=16, n_heads=2, ffn_dim=64, dropout=0.0, attention_dropout=0.0)
-    torch.manual_seed(0)
-    model = xlmlib.CausalLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(folder)
-    tok = xlmlib.Tokenizer.from_pretrained(assets / "xlm-bpe-fastbpe", release="xnli_15")
-    assert tok.vocab_size == cfg.vocab_size
-    tok.save_pretrained(folder)
-    return folder
+    return save_tiny_xlm(tmp_path_factory.mktemp("tiny-xlm"), assets, xlmlib.CausalLM, dropout=0.0,
+                         attention_dropout=0.0)
 
 
 def test_xlm_api_carries_languages(xlm_dir):

@@ -15,17 +15,15 @@ import xlmlib
 from xlmlib.cli import main
 from xlmlib.tokenize.base import TruncationWarning
 
+from ..folders import tiny_model
+
 LIMIT = 32  # 34 position rows - XLM-R's offset of 2
 
 
 @pytest.fixture(scope="module")
 def short_dir(tmp_path_factory, assets):
     folder = tmp_path_factory.mktemp("short")
-    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(
-        n_layers=1, dim=16, n_heads=2, ffn_dim=32, max_positions=LIMIT + 2, dropout=0.0, attention_dropout=0.0)
-    torch.manual_seed(0)
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
+    model = tiny_model(max_positions=LIMIT + 2, dropout=0.0, attention_dropout=0.0)
     model.save_pretrained(folder / "model")  # weights only: the tokenizer lives elsewhere
     xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(folder / "tok")
     return folder

@@ -39,7 +39,7 @@ def test_a_shipped_name_loads_its_weights_for_every_training_verb(offline):
     shipped = xlmlib.MaskedLM.from_pretrained("xlmlib-mini")
     assert _same_encoder(build_model("xlmlib-mini", "masked-lm"), shipped)
     assert _same_encoder(build_model("xlmlib-mini", "sequence", num_labels=3), shipped)
-    from xlmlib.train.mt import build_translator
+    from xlmlib.mt.train import build_translator
 
     assert _same_encoder(build_translator("xlmlib-mini").encoder, shipped)
 

@@ -1,19 +1,17 @@
 """The README's examples run as written: every ```python block in order in one namespace, and every
-`xlmlib ...` line of the bash blocks as a subprocess. Published names ("xlm-roberta-base") resolve to a
+`xlmlib ...` line of the bash blocks through the command's own main(). Published names ("xlm-roberta-base") resolve to a
 tiny random model with the real XLM-R vocabulary, placed in a Hugging Face cache layout built here; the
 README's "xlm-files" folder and "corpus.txt" are copies of the shared XLM BPE files and Tatoeba lines."""
 
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import xlmlib
+
+from ..folders import cli, run_fresh, tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -26,11 +24,7 @@ def blocks(kind: str) -> list[str]:
 @pytest.fixture()
 def hub_cache(tmp_path, assets, monkeypatch):
     snapshot = tmp_path / "hub" / "models--FacebookAI--xlm-roberta-base" / "snapshots" / "0000tiny"
-    cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(n_layers=1, dim=16, n_heads=2, ffn_dim=32)
-    torch.manual_seed(0)
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(snapshot, format="hf")
+    tiny_model().save_pretrained(snapshot, format="hf")
     xlmlib.Tokenizer.from_pretrained(assets / "xlmr-spm-rebuilt").save_pretrained(snapshot)
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0000tiny")
@@ -46,6 +40,7 @@ def hub_cache(tmp_path, assets, monkeypatch):
 
 
 def test_readme_python_examples_run(hub_cache, capsys):
+    pytest.importorskip("onnxscript")  # the README exports to ONNX (the onnx extra)
     found = blocks("python")
     assert len(found) >= 2, "README lost its python examples"
     namespace: dict = {}
@@ -56,10 +51,12 @@ def test_readme_python_examples_run(hub_cache, capsys):
 
 
 def test_readme_command_lines_run(hub_cache):
+    """Each line in this process (cli.main, as the `xlmlib` command runs it); the first also as a user's fresh
+    process, the entry point's own smoke test."""
     lines = [ln for block in blocks("bash") for ln in block.splitlines() if ln.startswith("xlmlib ")]
     assert lines, "README lost its xlmlib command examples"
     for line in lines:
-        argv = [sys.executable, "-m", "xlmlib.cli", *shlex.split(line)[1:]]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, whatever is installed
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env, timeout=300)
-        assert done.returncode == 0, f"{line}: {done.stderr}"
+        done = cli(*shlex.split(line)[1:])
+        assert done.code == 0, f"{line}: {done.err}"
+    fresh = run_fresh(*shlex.split(lines[0])[1:])
+    assert fresh.returncode == 0, f"{lines[0]}: {fresh.stderr}"

@@ -4,14 +4,13 @@ it (the layout users hold), order-preserving batching, files, recipes and the BL
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 import xlmlib
-from xlmlib.translate import cut, frame, load_translator
+from xlmlib.mt.translate import cut, frame, load_translator
 
+from ..folders import cli
 from ..train.synthetic import save_tiny, write_lines
 from ..unit import mt_reference as ref
 
@@ -50,27 +49,22 @@ def test_translate_frames_and_keeps_input_order(mt_dir):
         xlmlib.translate(model, tok, LINES, src_lang="de", tgt_lang="fr")
 
 
-def _cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "xlmlib.cli", *map(str, args)], input=stdin, capture_output=True,
-                          text=True, timeout=300, check=False)
-
-
 def test_cli_translate_stdin_and_files(mt_dir, tmp_path):
     pth = mt_dir / "best-valid_de-en_mt_bleu.pth"
     model, tok = load_translator(pth)
     expected = xlmlib.translate(model, tok, LINES, src_lang="de", tgt_lang="en", max_new_tokens=4)
-    piped = _cli("translate", "--model", pth, "--src", "de", "--tgt", "en", "--max-new-tokens", "4",
+    piped = cli("translate", "--model", pth, "--src", "de", "--tgt", "en", "--max-new-tokens", "4",
                  "--batch-size", "3", stdin="\n".join(LINES) + "\n")
-    assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.splitlines() == expected
+    assert piped.code == 0, piped.err
+    assert piped.out.splitlines() == expected
     write_lines(tmp_path / "in.de", LINES)
-    done = _cli("translate", "--model", pth, "--src", "de", "--tgt", "en", "--max-new-tokens", "4", "--input",
+    done = cli("translate", "--model", pth, "--src", "de", "--tgt", "en", "--max-new-tokens", "4", "--input",
                 tmp_path / "in.de", "--output", tmp_path / "out.en")
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     assert (tmp_path / "out.en").read_text().splitlines() == expected
-    assert "translate" in done.stderr  # the progress bar on files
-    bad = _cli("translate", "--model", pth, "--src", "xx", "--tgt", "en", stdin="Hallo\n")
-    assert bad.returncode == 1 and "src_lang 'xx'" in bad.stderr and "Traceback" not in bad.stderr
+    assert "translate" in done.err  # the progress bar on files
+    bad = cli("translate", "--model", pth, "--src", "xx", "--tgt", "en", stdin="Hallo\n")
+    assert bad.code == 1 and "src_lang 'xx'" in bad.err and "Traceback" not in bad.err
 
 
 def test_cli_train_mt_recipe_logs_bleu(tmp_path):
@@ -82,10 +76,10 @@ def test_cli_train_mt_recipe_logs_bleu(tmp_path):
                       'bt_steps = ["fr-en-fr"]\nlambda_ae = "0:1,4:0"\nsteps = 6\nbatch_size = 4\n'
                       'eval_every = 3\nprecision = "fp32"\n')
     files = [tmp_path / "train.en", tmp_path / "train.fr"]
-    run = _cli("train-mt", "--config", recipe, "--model", tmp_path / "init", "--parallel", *files, "--mono", *files,
+    run = cli("train-mt", "--config", recipe, "--model", tmp_path / "init", "--parallel", *files, "--mono", *files,
                "--valid", *files, "--out", tmp_path / "run", "--no-progress")
-    assert run.returncode == 0, run.stderr
-    assert "bleu_en-fr" in run.stdout
+    assert run.code == 0, run.err
+    assert "bleu_en-fr" in run.out
     records = [line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if "bleu_" in line]
     assert len(records) == 2 and '"bleu_fr-en"' in records[0]  # bt's direction is scored too
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()

@@ -15,7 +15,7 @@ import torch
 import xlmlib
 
 from ..folders import run_xlmlib as run
-from ..folders import save_tiny_xlmr
+from ..folders import save_tiny_xlmr, tiny_model
 
 transformers = pytest.importorskip("transformers")
 ATOL = 1e-5  # fp32 parity tolerance used throughout tests/parity
@@ -76,11 +76,7 @@ def test_export_of_a_folder_an_older_xlmlib_saved(tmp_path, assets):
 def test_xlm_export_with_the_released_bpe_files(tmp_path, assets):
     """A model folder holding XLM's released codes_enfr + vocab_enfr: the HF export gets vocab.json +
     merges.txt and an XLMTokenizer config; transformers' XLM tokenizer and model agree with ours."""
-    cfg = xlmlib.ModelConfig.from_preset("xlm-mlm-enfr-1024").replace(n_layers=1, dim=16, n_heads=2, ffn_dim=64)
-    torch.manual_seed(0)
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(tmp_path / "xlm")
+    tiny_model(xlmlib.MaskedLM, "xlm-mlm-enfr-1024", ffn_dim=64).save_pretrained(tmp_path / "xlm")
     for name in ("codes_enfr", "vocab_enfr"):
         shutil.copyfile(assets / "xlm-bpe-fastbpe" / name, tmp_path / "xlm" / name)
     xlmlib.convert(tmp_path / "xlm", tmp_path / "export", to="hf")

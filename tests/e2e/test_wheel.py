@@ -25,4 +25,4 @@ def test_wheel_contains_every_preset(tmp_path):
     mini = {Path(n).name for n in names if n.startswith("xlmlib/models/xlmlib-mini/")}
     assert mini == {"model.safetensors", "config.json", "sentencepiece.bpe.model", "kept_pieces.json",
                     "tokenizer_config.json", "trim.json", "README.md"}
-    assert "xlmlib/cli.py" in names and not any(n.startswith("tests/") for n in names)
+    assert "xlmlib/cli/__init__.py" in names and not any(n.startswith("tests/") for n in names)

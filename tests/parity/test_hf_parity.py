@@ -4,13 +4,17 @@ Reference: the transformers version installed by the dev extra (5.x). Each case 
 model with transformers' own class, saves it with save_pretrained, loads it through xlmlib's production
 loader, and compares in fp32 eval mode: hidden states and logits max |diff| <= 1e-5, losses equal
 (<= 1e-5), and parameter gradients of the loss within 1e-4 relative (mapped to our names by the
-production table), with q, k, v projected by one fused GEMM and by three, and outputs again under
-torch.no_grad (where CPU inference takes oneDNN's kernel). The reverse direction saves
-ours with format="hf" and loads it in transformers. The worst differences are stored in pytest's cache
-under "xlmlib/parity" for the release notes.
+production table). Each case runs through every attention route and both q/k/v projections, selected by
+the model's settings (xlmlib/routes.py): one fused GEMM with the padded, grid and varlen routes, three
+products with the padded, per_row and jagged routes; outputs are compared again under torch.no_grad, with
+every product through oneDNN's kernel on the three-product runs (model.linear = "onednn"). The reverse
+direction saves ours with format="hf" and loads it in transformers. The worst differences are stored in
+pytest's cache under "xlmlib/parity" for the release notes.
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -47,16 +51,9 @@ for _fam, _prefix in (("xlmr", "XLMRoberta"), ("xl", "XLMRobertaXL")):
 WORST: dict[str, float] = {}
 
 
-@pytest.fixture(autouse=True, params=[True, False], ids=["fused-qkv", "three-qkv"])
-def _fused_qkv(request, monkeypatch):
-    """Every case runs both ways the products are taken. fused-qkv: the fused q/k/v projection that batches
-    take on CUDA (attention.py fuse_devices and fuse_min_rows), with F.linear. three-qkv: the CPU path, three
-    q/k/v products, and in inference oneDNN's kernel for every weight (linear.py ONEDNN_MIN_WEIGHT lowered
-    from 256 x 256 to 0, so these tiny models take it too)."""
-    fused = request.param
-    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_devices", ("cpu",) if fused else ())
-    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_min_rows", 0)
-    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", float("inf") if fused else 0)
+# (attention route, q/k/v projection): every route, each projection with the padded (reference) layout.
+ROUTES = [("padded", "fused"), ("grid", "fused"), ("varlen", "fused"),
+          ("padded", "separate"), ("per_row", "separate"), ("jagged", "separate")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,6 +62,23 @@ def _record_worst(request):
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     if cache is not None:
         cache.set("xlmlib/parity", WORST)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """(transformers model, its saved folder) per case, built once for the case's route runs; each run gets a
+    copy of the model, so gradients never carry over."""
+    built = {}
+
+    def get(family, hf_class, our_class):
+        key = (family, hf_class, our_class.__name__)
+        if key not in built:
+            folder = tmp_path_factory.mktemp("ref")
+            built[key] = (build(hf_class, _config(family, our_class), folder), folder)
+        model, folder = built[key]
+        return copy.deepcopy(model), folder
+
+    return get
 
 
 def _config(family: str, our_class):
@@ -171,16 +185,19 @@ def _comparable(pairs, real, our_class, padding, all_rows):
     return kept, sequence_ok
 
 
-@pytest.mark.parametrize("skip_padding", [False, True], ids=["reference-layout", "skip-padding"])
+@pytest.mark.parametrize("attention,qkv", ROUTES, ids=[f"{a}-{q}" for a, q in ROUTES])
 @pytest.mark.parametrize("padding", ["right", "left"])
 @pytest.mark.parametrize("family,hf_class,our_class", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_outputs_losses_and_gradients_match(tmp_path, family, hf_class, our_class, padding, skip_padding):
+def test_outputs_losses_and_gradients_match(reference, family, hf_class, our_class, padding, attention, qkv):
     if family == "xlm-causal" and padding == "left":
         pytest.skip("HF's XLM causal mask attends left pads (modeling_xlm get_masks); we never attend pads, "
                     "see tests/unit/test_model.py::test_causal_left_padding_equals_unpadded")
-    ref = build(hf_class, _config(family, our_class), tmp_path)
-    ours = our_class.from_pretrained(tmp_path)
-    ours.skip_padding = skip_padding
+    if attention == "jagged" and family.endswith("causal"):
+        pytest.skip("the jagged route takes no causal mask (routes.py); a causal model refuses it by name")
+    ref, folder = reference(family, hf_class, our_class)
+    ours = our_class.from_pretrained(folder)
+    ours.attention, ours.qkv = attention, qkv
+    case = f"{hf_class}/{padding}/{attention}-{qkv}"
     assert ours.new_weights == ()
     common, ids, mask = _inputs(family, our_class, padding, ours.config.pad_index)
     labels, ref_labels = _labels(family, our_class, ids, mask)
@@ -189,14 +206,17 @@ def test_outputs_losses_and_gradients_match(tmp_path, family, hf_class, our_clas
     ref_out = ref(**common, **ref_labels, output_hidden_states=True)
     real = common["attention_mask"].reshape(-1, ids.shape[-1]).bool()
     # A left pad under the causal mask sees no real key; HF and we fill such rows differently, and nothing
-    # reads them (never attended, label -100), so causal left padding compares real tokens only.
-    all_rows = not skip_padding and not (family.endswith("causal") and padding == "left")
+    # reads them (never attended, label -100), so causal left padding compares real tokens only. Packed
+    # routes leave padded rows at zero, where the reference has unused values: real tokens only there too.
+    all_rows = attention == "padded" and not (family.endswith("causal") and padding == "left")
     pairs, compare_loss = _comparable(_pairs(our_class, out, ref_out), real, our_class, padding, all_rows)
-    _check(f"{hf_class}/{padding}" + ("/skip-padding" if skip_padding else ""), pairs)
-    with torch.no_grad():  # inference, where the CPU path takes oneDNN's kernel (xlmlib/linear.py)
+    _check(case, pairs)
+    ours.linear = "onednn" if qkv == "separate" else "torch"  # inference: every product through oneDNN, or none
+    with torch.no_grad():
         again = ours(**common, labels=labels, output_hidden_states=True, **extra)
+    ours.linear = "auto"
     pairs, _ = _comparable(_pairs(our_class, again, ref_out), real, our_class, padding, all_rows)
-    _check(f"{hf_class}/{padding}/no-grad" + ("/skip-padding" if skip_padding else ""), pairs)
+    _check(f"{case}/no-grad", pairs)
     if not compare_loss:
         return
     _objective(out.loss, out.last_hidden_state, out.pooled, real).backward()
@@ -232,7 +252,7 @@ def test_saved_as_hf_loads_in_transformers(tmp_path, family, hf_class, our_class
             p.add_(torch.randn_like(p) * 0.05)
     ours.save_pretrained(tmp_path / "out", format="hf")
     back = getattr(transformers, hf_class).from_pretrained(tmp_path / "out").eval()
-    ours.skip_padding = False  # compare every row, padded ones included
+    ours.attention = "padded"  # compare every row, padded ones included
     common, _, _ = _inputs(family, our_class, "right", ours.config.pad_index)
     with torch.no_grad():
         a = ours(**common, output_hidden_states=True)

@@ -11,14 +11,13 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from xlmlib import MaskedLM
-from xlmlib.attention import SelfAttention
 from xlmlib.cli import build_parser
-from xlmlib.cli_flags import config_of
+from xlmlib.cli.flags import config_of
 from xlmlib.objectives import mask_tokens
 from xlmlib.train.config import TrainConfig
-from xlmlib.train.losses import MaskedOnlyLMLoss
 from xlmlib.train.master import BF16Weights
 from xlmlib.train.sources import masking_for, step_generator
+from xlmlib.train.step import MaskedOnlyLMLoss
 from xlmlib.train.trainer import CHECKPOINT, Trainer, build_optimizer
 
 from .synthetic import SPECIALS, K, tiny_model
@@ -134,10 +133,11 @@ class _RecordingLoss(nn.Module):
         return out
 
 
-def _casts_per_forward(out, precision) -> tuple[MaskedLM, list[list[str]]]:
+def _casts_per_forward(out, precision, qkv="separate") -> tuple[MaskedLM, list[list[str]]]:
     """Two training steps; the parameters each forward cast. The evaluation at the end checks that it sees
     fp32 weights (it is where a finetune saves its best model)."""
     model, evaluated = _xlmr(), []
+    model.qkv = qkv
 
     def evaluate(module, step):
         evaluated.append({p.dtype for p in model.parameters()})
@@ -150,11 +150,9 @@ def _casts_per_forward(out, precision) -> tuple[MaskedLM, list[list[str]]]:
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["three-qkv", "fused-qkv"])
-def test_autocast_casts_every_weight_in_every_forward_and_bf16_weights_none(tmp_path, fused, monkeypatch):
-    """fused: q, k, v as one GEMM (CUDA's path, attention.py, forced here); autocast then casts their stack."""
-    if fused:
-        monkeypatch.setattr(SelfAttention, "fuse_devices", ("cpu",))
-    model, casts = _casts_per_forward(tmp_path / "a", "bf16")
+def test_autocast_casts_every_weight_in_every_forward_and_bf16_weights_none(tmp_path, fused):
+    """fused: q, k, v as one GEMM (model.qkv = "fused"); autocast then casts their stack."""
+    model, casts = _casts_per_forward(tmp_path / "a", "bf16", "fused" if fused else "separate")
     linears = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     for i in range(model.config.n_layers if fused else 0):
         stacked = [f"layers.{i}.attn.{p}_proj.weight" for p in "qkv"]

@@ -13,8 +13,8 @@ from xlmlib.train.config import TrainConfig
 from xlmlib.train.data import MemmapCorpus
 from xlmlib.train.distributed import Dist
 from xlmlib.train.finetune import Encoded
-from xlmlib.train.readers import Example
 from xlmlib.train.pretrain import build_source
+from xlmlib.train.readers import Example
 from xlmlib.train.text import TokenizerAdapter
 
 # Written for this test; every line has an elided article or pronoun before a vowel.
@@ -83,8 +83,8 @@ def test_finetuning_encodes_each_example_in_its_language(enfr):
 
 
 def test_translation_training_encodes_each_side_in_its_language(enfr):
+    from xlmlib.mt.train import load_data
     from xlmlib.train.config import MTConfig
-    from xlmlib.train.mt import load_data
 
     tok, work, lines = enfr
     (work / "en.txt").write_text("\n".join(["I can't go.", "It's John's."] * 2) + "\n", encoding="utf-8")

@@ -117,7 +117,7 @@ def test_finetuning_trains_the_heads_own_loss():
 
     from xlmlib import SequenceClassifier, TokenClassifier
     from xlmlib.losses import count_targets
-    from xlmlib.train.losses import ClassificationLoss
+    from xlmlib.train.step import ClassificationLoss
 
     from .synthetic import tiny_model
 

@@ -14,9 +14,9 @@ from xlmlib.objectives import tlm_batch
 from xlmlib.train.config import TrainConfig
 from xlmlib.train.data import MemmapCorpus, ParallelCorpus, binarize
 from xlmlib.train.distributed import Dist
-from xlmlib.train.losses import MaskedOnlyLMLoss
 from xlmlib.train.pretrain import lm_evaluator
 from xlmlib.train.sources import StreamSource, TLMSource
+from xlmlib.train.step import MaskedOnlyLMLoss
 from xlmlib.train.trainer import Trainer
 
 from .synthetic import VOCAB, pattern_lines, random_pairs, tiny_model

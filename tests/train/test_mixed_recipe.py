@@ -11,19 +11,21 @@ from xlmlib import ModelConfig, cli
 from xlmlib.objectives import language_sampling_probs
 from xlmlib.train import distributed as D
 from xlmlib.train.config import TrainConfig
-from xlmlib.train.data import _EpochOrder
+from xlmlib.train.data import EpochOrder
 from xlmlib.train.pretrain import build_source, file_langs, pair_files
+
+from ..folders import tiny_model
 
 WORDS = ["<s>", "<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(40)] + ["<mask>"]
 
 
 def test_small_corpus_repeats_within_a_batch():
-    order = _EpochOrder(3, 8, seed=1, shuffle=True, repeat=True)
+    order = EpochOrder(3, 8, seed=1, shuffle=True, repeat=True)
     batch = order(0)
     assert len(batch) == 8 and sorted(set(batch.tolist())) == [0, 1, 2]
-    assert np.array_equal(order(0), _EpochOrder(3, 8, seed=1, shuffle=True, repeat=True)(0))  # a function of (seed, step)
+    assert np.array_equal(order(0), EpochOrder(3, 8, seed=1, shuffle=True, repeat=True)(0))  # a function of (seed, step)
     with pytest.raises(ValueError, match="cannot fill one batch"):
-        _EpochOrder(3, 8, seed=1, shuffle=True)  # without repeat, as before
+        EpochOrder(3, 8, seed=1, shuffle=True)  # without repeat, as before
 
 
 def test_pairs_from_globs_and_languages_from_suffixes(tmp_path):
@@ -74,13 +76,7 @@ def test_mlm_and_tlm_alternate_and_pairs_are_sampled_with_smoothing(recipe):
 
 
 def test_pretrain_cli_runs_the_recipe(recipe, tmp_path):
-    cfg = ModelConfig.from_preset("xlm-roberta-base").replace(vocab_size=len(WORDS), mask_index=len(WORDS) - 1,
-                                                             n_layers=1, dim=8, n_heads=2, ffn_dim=16)
-    import xlmlib
-
-    model = xlmlib.MaskedLM(cfg)
-    model.reset_parameters()
-    model.save_pretrained(recipe / "tiny")
+    tiny_model(vocab_size=len(WORDS), mask_index=len(WORDS) - 1, dim=8, ffn_dim=16).save_pretrained(recipe / "tiny")
     args = ["pretrain", "--model", str(recipe / "tiny"), "--tokenizer", str(recipe / "vocab.txt"),
             "--objective", "mlm+tlm", "--train", str(recipe / "mono" / "*"), "--parallel", str(recipe / "x" / "*"),
             str(recipe / "en" / "*"), "--steps", "4", "--batch-size", "4", "--seq-len", "16", "--no-progress",

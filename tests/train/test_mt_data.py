@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xlmlib.train.mt import word_accuracy
-from xlmlib.train.mt_data import TASK_BT, TASK_MT, Lambda, MTSource, Noise, parse_steps
+from xlmlib.mt.data import TASK_BT, TASK_MT, Lambda, MTSource, Noise, parse_steps
+from xlmlib.mt.train import word_accuracy
 
 from .synthetic import tiny_config
 

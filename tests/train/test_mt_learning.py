@@ -13,9 +13,9 @@ from pathlib import Path
 
 import xlmlib
 from xlmlib import MaskedLM
+from xlmlib.mt.train import run_train_mt, word_accuracy
 from xlmlib.train.config import MTConfig, TrainConfig
 from xlmlib.train.metrics import read_metrics
-from xlmlib.train.mt import run_train_mt, word_accuracy
 from xlmlib.train.pretrain import run_pretrain
 
 from .synthetic import PERM, K, save_tiny, tiny_config, write_lines

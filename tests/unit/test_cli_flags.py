@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from xlmlib.cli import build_parser
-from xlmlib.cli_flags import config_of as _config
+from xlmlib.cli.flags import config_of as _config
 from xlmlib.train.config import FinetuneConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,15 +7,12 @@ test defines a new head in the test itself to show that a class is all a head ne
 from __future__ import annotations
 
 import pytest
-import torch
-from torch import nn
 
 import xlmlib
 from xlmlib import tasks
 from xlmlib.checkpoint.hf import TABLES, table_for
 from xlmlib.family import FAMILIES, XLM, XLM_R, XLM_R_XL, Framing, family_of
 from xlmlib.heads import TaskModel
-from xlmlib.model import Output
 
 
 @pytest.mark.parametrize("preset", xlmlib.list_presets())
@@ -69,36 +66,27 @@ def test_one_registry_for_load_saved_names_and_finetuning():
         tasks.task_class("summarize")
 
 
-def test_a_new_head_is_its_class(tmp_path):
-    """A head defined here (no other file changed) registers itself; the loader then drops its weights when
-    another class loads the checkpoint, and initialises them when it loads a checkpoint without them."""
+def test_the_task_table_lists_every_task_class():
+    """One literal table (tasks.py): every task model of the package is in it under its own task name, the
+    table answers without importing anything first, and a class defined elsewhere is not a task by being
+    defined (registration by import side effect is gone)."""
+    import subprocess
+    import sys
+
+    code = ("import xlmlib.tasks as t; print(sorted(t.task_names())); "
+            "print(t.task_class('SequenceClassifier').__name__, t.task_class('sequence').__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    listed = {cls.task: cls for cls in tasks.task_classes()}
+    assert out[0] == str(sorted(listed)) and out[1] == "SequenceClassifier SequenceClassifier"
+
+    def subclasses(cls):
+        return {cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))}
+
+    package = {c for c in subclasses(TaskModel) if c.__module__.startswith("xlmlib.") and c.task}
+    assert package | {xlmlib.Translator} == set(listed.values())
 
     class Scorer(TaskModel):
         task = "test-scorer"
-        head_prefixes = ("scorer",)
 
-        def __init__(self, config):
-            super().__init__(config)
-            self.scorer = nn.Linear(config.dim, 1)
-
-        def forward(self, input_ids, attention_mask=None, langs=None, positions=None, token_type_ids=None,
-                    labels=None, output_hidden_states=False, cache=None):
-            h, hidden = self.encode(input_ids, attention_mask, langs, positions, token_type_ids)
-            return Output(last_hidden_state=h, logits=self.scorer(h[:, 0]), hidden_states=hidden)
-
-    try:
-        cfg = xlmlib.ModelConfig.from_preset("xlm-roberta-base").replace(n_layers=1, dim=8, n_heads=2, ffn_dim=16,
-                                                                          vocab_size=50, mask_index=49)
-        torch.manual_seed(0)
-        model = Scorer(cfg)
-        model.reset_parameters()
-        model.save_pretrained(tmp_path / "scorer")
-        assert tasks.task_class("test-scorer") is Scorer and "scorer" in tasks.head_prefixes()
-        encoder = xlmlib.Encoder.from_pretrained(tmp_path / "scorer")
-        assert encoder.dropped_weights == ("scorer.bias", "scorer.weight")
-        reloaded, _ = xlmlib.load(tmp_path / "scorer", task="test-scorer")
-        assert torch.equal(reloaded.scorer.weight, model.scorer.weight)
-        xlmlib.MaskedLM(cfg).save_pretrained(tmp_path / "lm")
-        assert Scorer.from_pretrained(tmp_path / "lm").new_weights == ("scorer.bias", "scorer.weight")
-    finally:
-        tasks._REGISTRY.pop("test-scorer", None)
+    with pytest.raises(ValueError, match="unknown task 'test-scorer'"):
+        tasks.task_class("test-scorer")

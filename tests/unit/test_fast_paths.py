@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import xlmlib
-from xlmlib.linear import linear, onednn_applies
-from xlmlib.quantize import Int8Embedding, Int8Linear, OneDNNLinear
+from xlmlib import routes as R
+from xlmlib.linear import call_facts, linear
+from xlmlib.precision import Int8Embedding, Int8Linear, OneDNNLinear
 
 from .test_model import model_of, tiny, tiny_xlmr
 
@@ -30,36 +31,40 @@ def cosine(a, b, real):
     return F.cosine_similarity(a[real].flatten().float(), b[real].flatten().float(), dim=0).item()
 
 
-needs_onednn = pytest.mark.skipif(not xlmlib.linear._ONEDNN, reason="this torch build has no oneDNN matmul")
+needs_onednn = pytest.mark.skipif(not R.ONEDNN_AVAILABLE, reason="this torch build has no oneDNN matmul")
+ONEDNN = R.Routes(linear="onednn", linear_min_weight=0)  # what model.linear = "onednn" gives every product
 
 
 @needs_onednn
 @pytest.mark.parametrize("activation", ["none", "gelu", "relu"])
 @pytest.mark.parametrize("shape", [(7, 96), (2, 5, 96), (0, 96)], ids=["rows", "batch", "empty"])
-def test_onednn_linear_equals_f_linear(monkeypatch, activation, shape):
-    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
+def test_onednn_linear_equals_f_linear(activation, shape):
     g = torch.Generator().manual_seed(0)
     x, weight, bias = torch.randn(shape, generator=g), torch.randn(80, 96, generator=g), torch.randn(80, generator=g)
     expected = {"none": lambda y: y, "gelu": F.gelu, "relu": F.relu}[activation](F.linear(x, weight, bias))
     with torch.no_grad():
-        assert onednn_applies(x, weight, bias)
-        torch.testing.assert_close(linear(x, weight, bias, activation), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(linear(x, weight, bias, activation, routes=ONEDNN), expected, atol=1e-5, rtol=0)
         strided = x.transpose(0, -1).contiguous().transpose(0, -1)  # the same values, not row-major
-        torch.testing.assert_close(linear(strided, weight, bias, activation), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(linear(strided, weight, bias, activation, routes=ONEDNN), expected, atol=1e-5,
+                                   rtol=0)
 
 
-def test_onednn_rule(monkeypatch):
-    """oneDNN's kernel has no backward and no autocast: only fp32 CPU products that want no gradient take it,
-    and only for weights of at least ONEDNN_MIN_WEIGHT elements."""
+def test_onednn_rule():
+    """oneDNN's kernel has no backward and no autocast: under "auto" only fp32 CPU products that want no
+    gradient take it, and only for weights of at least ONEDNN_MIN_WEIGHT elements."""
     x, small, big = torch.randn(4, 256), torch.randn(8, 256), torch.randn(256, 256, requires_grad=True)
+
+    def auto(x, w):
+        return R.Routes(linear=R.choose_one("linear", "auto", call_facts(x, w, None))).product(w)
+
+    onednn = "onednn" if R.ONEDNN_AVAILABLE else "torch"
     with torch.no_grad():
-        assert onednn_applies(x, big, None) == xlmlib.linear._ONEDNN
-        assert not onednn_applies(x, small, None)  # 2048 elements < 256 x 256
-        assert not onednn_applies(x.double(), big.double(), None)
+        assert auto(x, big) == onednn and auto(x, small) == "torch"  # 2048 elements < 256 x 256
+        assert auto(x.double(), big.double()) == "torch"
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not onednn_applies(x, big, None)
-    assert not onednn_applies(x, big, None)  # grad mode with a weight that requires grad
-    assert onednn_applies(x, big.detach(), None) == xlmlib.linear._ONEDNN  # frozen weight and input
+            assert auto(x, big) == "torch"
+    assert auto(x, big) == "torch"  # grad mode with a weight that requires grad
+    assert auto(x, big.detach()) == onednn  # frozen weight and input
     with pytest.raises(ValueError, match="activation must be one of"):
         linear(x, big, activation="tanh")
 
@@ -75,14 +80,16 @@ class _OpRecorder(TorchDispatchMode):
 
 
 @needs_onednn
-def test_inference_takes_onednn_and_training_does_not(monkeypatch):
-    """Every Linear of a no-grad forward (4 attention + 2 FFN per layer, the LM head's dense and its tied
-    projection) runs as one oneDNN call, GELU included; a forward that builds a graph runs none."""
-    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
+def test_inference_takes_onednn_and_training_does_not():
+    """With model.linear = "onednn", every Linear of a no-grad forward (4 attention + 2 FFN per layer, the LM
+    head's dense and its tied projection) runs as one oneDNN call, GELU included; under "auto" a forward that
+    builds a graph runs none."""
     cfg = medium_xlmr()
     model, ids = model_of(xlmlib.MaskedLM, cfg), batch(cfg)
+    model.linear = "onednn"
     with torch.no_grad(), _OpRecorder() as inference:
         got = model(ids)
+    model.linear = "auto"
     with _OpRecorder() as training:
         expected = model(ids)
     calls = [op for op in inference.ops if "_linear_pointwise" in op]
@@ -128,9 +135,9 @@ def test_onednn_keeps_the_fp32_numbers():
     ids = batch(cfg)
     real = ids != cfg.pad_index
     with torch.no_grad():
-        with pytest.MonkeyPatch.context() as patch:  # the expected numbers from F.linear alone
-            patch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", float("inf"))
-            expected = model_of(xlmlib.MaskedLM, cfg)(ids)
+        plain = model_of(xlmlib.MaskedLM, cfg)
+        plain.linear = "torch"  # the expected numbers from F.linear alone
+        expected = plain(ids)
         model = model_of(xlmlib.MaskedLM, cfg).quantize("fp32-onednn")
         got = model(ids)
     assert isinstance(model.layers[0].attn.q_proj, OneDNNLinear)
@@ -149,11 +156,10 @@ def test_bf16_keeps_layernorm_in_fp32():
 
 
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False)])
-def test_compile_traces_without_graph_breaks(monkeypatch, make):
+def test_compile_traces_without_graph_breaks(make):
     """fullgraph=True fails on any graph break; a backend that runs the graph as traced (no code generation)
-    records its calls. The graph holds no oneDNN kernel call even where eager inference takes it (linear.py
-    leaves compiled graphs to the compiler, whose CPU backend picks its own kernels)."""
-    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
+    records its calls. The graph holds no oneDNN kernel call (routes.py leaves compiled graphs' products to
+    the compiler, whose CPU backend picks its own kernels)."""
     cfg = make()
     model = model_of(xlmlib.MaskedLM, cfg)
     ids = batch(cfg)
@@ -168,7 +174,7 @@ def test_compile_traces_without_graph_breaks(monkeypatch, make):
     compiled = torch.compile(model, fullgraph=True, backend=backend)
     with torch.no_grad():
         got = compiled(ids, **langs).logits
-        model.skip_padding = False  # compiled code keeps the padded layout (shapes must not depend on data)
+        model.attention = "padded"  # compiled code keeps the padded layout (shapes must not depend on data)
         expected = model(ids, **langs).logits
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
     assert any("linear" in call for call in calls) and not any("mkldnn" in call for call in calls)
@@ -178,7 +184,7 @@ def test_compile_traces_without_graph_breaks(monkeypatch, make):
 def test_inductor_compile_matches_eager():
     cfg = tiny_xlmr()
     model = model_of(xlmlib.MaskedLM, cfg)
-    model.skip_padding = False
+    model.attention = "padded"
     ids = batch(cfg)
     torch._dynamo.reset()
     with torch.no_grad():
@@ -187,12 +193,11 @@ def test_inductor_compile_matches_eager():
 
 
 @pytest.mark.parametrize("make", [tiny, tiny_xlmr])
-def test_onnx_export_runs_in_onnxruntime(tmp_path, monkeypatch, make):
+def test_onnx_export_runs_in_onnxruntime(tmp_path, make):
     ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")  # torch's ONNX exporter needs it (the onnx extra)
     from xlmlib.export import export_onnx
 
-    # Inference would take oneDNN's kernel (no ONNX counterpart) at this size; a traced graph must not.
-    monkeypatch.setattr(xlmlib.linear, "ONEDNN_MIN_WEIGHT", 0)
     cfg = make()
     model = model_of(xlmlib.Encoder, cfg)
     path = export_onnx(model, tmp_path / "encoder.onnx")
@@ -203,7 +208,7 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path, monkeypatch, make):
     if cfg.has_lang_emb:
         feed["langs"] = torch.ones_like(ids).numpy()
     got = torch.from_numpy(ort.InferenceSession(str(path)).run(None, feed)[0])
-    model.skip_padding = False
+    model.attention = "padded"
     with torch.no_grad():
         expected = model(ids, attention_mask=mask, **({"langs": 1} if cfg.has_lang_emb else {})).last_hidden_state
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)

@@ -5,7 +5,6 @@ import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import xlmlib
 from xlmlib import ModelConfig
@@ -146,154 +145,14 @@ def test_losses_follow_the_reference_definitions():
     torch.testing.assert_close(out.loss, (out.logits.squeeze() - 0.5) ** 2)
 
 
-def varlen_stand_in(q, k, v, cu_q, cu_k, max_q, max_k, *, window_size):
-    """What torch.nn.attention.varlen.varlen_attn computes (its docstring: N H K packed tensors, int32
-    cumulative lengths, window (-1, 0) = causal), written as one SDPA per sequence, so the varlen route's
-    bookkeeping (cu_seqlens, longest row, head layout) runs on CPU."""
-    assert cu_q.dtype == torch.int32 and torch.equal(cu_q, cu_k) and int(cu_q[-1]) == q.shape[0]
-    assert max_q == max_k == int((cu_q[1:] - cu_q[:-1]).max())
-    assert window_size in ((-1, -1), (-1, 0))
-    out = torch.empty_like(q)
-    for start, end in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
-        qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))  # H L K
-        out[start:end] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=window_size == (-1, 0)).transpose(0, 1)
-    return out
-
-
-def use_route(route, monkeypatch) -> list:
-    """Make CPU take an attention route (attention.py): per_row is CPU's own; varlen is CUDA's bf16 route,
-    run here through varlen_stand_in; jagged is CUDA's route with dropout or in fp32 (nested tensors, whose
-    CPU kernels stand in for CUDA's); grid is the fallback. Returns the list the routes taken are appended
-    to, so a test can show its route ran."""
-    taken = []
-    if route != "per_row":
-        monkeypatch.setattr(xlmlib.attention.Packing, "per_row_devices", ())
-    if route == "jagged":
-        monkeypatch.setattr(xlmlib.attention.Packing, "jagged_devices", ("cpu",))
-    if route == "varlen":
-        monkeypatch.setattr(xlmlib.attention.Packing, "varlen_devices", ("cpu",))
-        monkeypatch.setattr(xlmlib.attention.Packing, "varlen_dtypes", (torch.float32,))
-        monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: varlen_stand_in)
-    route_of = xlmlib.attention.Packing.route
-    monkeypatch.setattr(xlmlib.attention.Packing, "route", lambda self, q, p: taken.append(route_of(self, q, p))
-                        or taken[-1])
-    return taken
-
-
-@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
-@pytest.mark.parametrize("route", ["per_row", "grid", "varlen", "jagged"])
-@pytest.mark.parametrize("make", [tiny, tiny_xlmr, lambda: tiny_xlmr(pre_norm=True, embed_norm=False),
-                                  lambda: tiny(causal=True)])
-def test_skipping_padding_equals_the_padded_path(make, route, monkeypatch):
-    """The packed path (dense parts on real tokens only) against the reference layout: real-token outputs
-    and every gradient within 1e-5, through each attention route (use_route)."""
-    taken = use_route(route, monkeypatch)
-    cfg = make()
-    torch.manual_seed(1)
-    ids = torch.randint(4, 40, (3, 8))
-    ids[1, 5:], ids[2, 2:] = cfg.pad_index, cfg.pad_index
-    real = ids != cfg.pad_index
-    langs = {"langs": 1} if cfg.has_lang_emb else {}
-    results = []
-    for skip in (False, True):
-        model = model_of(xlmlib.TokenClassifier, cfg, seed=2)
-        model.skip_padding = skip
-        out = model(ids, labels=torch.where(real, ids % 2, -100), output_hidden_states=True, **langs)
-        out.loss.backward()
-        results.append((out, {n: p.grad for n, p in model.named_parameters()}))
-    (ref, ref_grads), (fast, fast_grads) = results
-    for a, b in zip(ref.hidden_states, fast.hidden_states):
-        torch.testing.assert_close(b[real], a[real], atol=1e-5, rtol=0)
-        assert torch.count_nonzero(b[~real]) == 0  # padded rows are zeros on the packed path
-    torch.testing.assert_close(fast.logits[real], ref.logits[real], atol=1e-5, rtol=0)
-    torch.testing.assert_close(fast.loss, ref.loss, atol=1e-6, rtol=0)
-    for name, g in ref_grads.items():
-        torch.testing.assert_close(fast_grads[name], g, atol=1e-5, rtol=1e-4)
-    assert taken and set(taken) == {"grid" if route == "jagged" and cfg.causal else route}  # no causal jagged
-
-
-def test_packed_attention_route_choice(monkeypatch):
-    """varlen needs a varlen device, fp16/bf16 and no attention dropout (varlen_attn has none), and torch
-    with the kernel; otherwise CPU runs per row, CUDA takes the jagged route, and the masked grid is left
-    for other devices and for a batch with an empty row."""
-    keep = torch.tensor([[True, True, False], [True, False, False]])
-    packing = xlmlib.attention.Packing(keep)
-    assert (packing.lengths, packing.n, packing.max_len) == ([2, 1], 3, 2)
-    assert packing.cu_seqlens.tolist() == [0, 2, 3] and packing.index.tolist() == [0, 1, 3]
-    bf16, fp32 = torch.zeros(3, 4, dtype=torch.bfloat16), torch.zeros(3, 4)
-    assert packing.route(bf16, 0.0) == "per_row"
-    monkeypatch.setattr(xlmlib.attention.Packing, "varlen_devices", ("cpu",))
-    monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: varlen_stand_in)
-    assert packing.route(bf16, 0.0) == "varlen"
-    assert packing.route(bf16, 0.1) == "per_row" and packing.route(fp32, 0.0) == "per_row"
-    monkeypatch.setattr(xlmlib.attention.Packing, "per_row_devices", ())
-    assert packing.route(fp32, 0.0) == "grid"
-    monkeypatch.setattr(xlmlib.attention, "varlen_kernel", lambda: None)  # torch without varlen_attn
-    assert packing.route(bf16, 0.0) == "grid"
-    monkeypatch.setattr(xlmlib.attention.Packing, "jagged_devices", ("cpu",))
-    assert packing.route(bf16, 0.0) == "jagged" and packing.route(fp32, 0.1) == "jagged"
-    empty_row = xlmlib.attention.Packing(torch.tensor([[True, True], [False, False]]))
-    causal = xlmlib.attention.Packing(keep, causal=True)
-    assert empty_row.route(fp32, 0.0) == "grid" and causal.route(fp32, 0.1) == "grid"
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the real varlen and nested-tensor kernels")
-@pytest.mark.parametrize(("route", "dtype", "causal"), [
-    ("varlen", torch.bfloat16, False), ("varlen", torch.bfloat16, True),
-    ("jagged", torch.bfloat16, False), ("jagged", torch.float32, False)])
-def test_packed_kernels_equal_per_row_sdpa_on_cuda(route, dtype, causal):
-    """On a GPU the real kernels agree with one SDPA per row, forward and backward."""
-    torch.manual_seed(0)
-    keep = torch.arange(64, device="cuda")[None] < torch.tensor([[64], [17], [40]], device="cuda")
-    packing = xlmlib.attention.Packing(keep, causal=causal)
-    q, k, v = (torch.randn(packing.n, 128, device="cuda", dtype=dtype, requires_grad=True) for _ in range(3))
-    assert packing.route(q, 0.0) == ("varlen" if dtype == torch.bfloat16 else "jagged")
-    attend = packing._attend_varlen if route == "varlen" else (lambda *a: packing._attend_jagged(*a, 0.0))
-    fast = attend(q, k, v, 4)
-    grads = torch.autograd.grad(fast.float().square().sum(), (q, k, v))
-    ref = packing._attend_per_row(q, k, v, 4, 0.0)
-    ref_grads = torch.autograd.grad(ref.float().square().sum(), (q, k, v))
-    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4  # two kernels' rounding
-    torch.testing.assert_close(fast, ref, atol=tol, rtol=tol)
-    for a, b in zip(grads, ref_grads):
-        torch.testing.assert_close(a, b, atol=5 * tol, rtol=5 * tol)
-    assert packing.route(q, 0.1) == ("grid" if causal else "jagged")  # attention dropout in training
-
-
-@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage")
-def test_jagged_route_trains_with_attention_dropout(monkeypatch):
-    """The jagged route is CUDA's route for training with attention dropout: it runs it (here on CPU's
-    nested-tensor kernels), the output changes with the dropout draw, and gradients reach the weights."""
-    taken = use_route("jagged", monkeypatch)
-    model = model_of(xlmlib.Encoder, tiny_xlmr(attention_dropout=0.5)).train()
-    ids = torch.randint(4, 40, (3, 8))
-    ids[1, 5:] = 1
-    first, second = model(ids).last_hidden_state, model(ids).last_hidden_state
-    assert set(taken) == {"jagged"} and not torch.equal(first, second)
-    first.square().mean().backward()
-    assert model.layers[0].attn.q_proj.weight.grad.abs().sum() > 0
-
-
-@pytest.mark.parametrize("make", [tiny, tiny_xlmr])
-def test_fused_qkv_equals_three_projections(make, monkeypatch):
-    """One GEMM over the stacked q/k/v weights (CUDA's path, forced here on CPU and on this small batch)
-    gives the outputs and gradients of three Linear layers (the separate path: a huge fuse_min_rows)."""
-    monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_devices", ("cpu",))
-    cfg = make()
-    ids = torch.randint(4, 40, (3, 8))
-    langs = {"langs": 1} if cfg.has_lang_emb else {}
-    results = []
-    for min_rows in (0, 10**9):
-        monkeypatch.setattr(xlmlib.attention.SelfAttention, "fuse_min_rows", min_rows)
-        model = model_of(xlmlib.MaskedLM, cfg, seed=5)
-        out = model(ids, **langs)
-        out.logits.square().mean().backward()
-        results.append((out.logits, {n: p.grad for n, p in model.named_parameters()}))
-    (fused, fused_grads), (separate, separate_grads) = results
-    torch.testing.assert_close(fused, separate, atol=1e-6, rtol=0)
-    assert fused_grads.keys() == separate_grads.keys() and "layers.0.attn.q_proj.weight" in fused_grads
-    for name, g in separate_grads.items():
-        torch.testing.assert_close(fused_grads[name], g, atol=1e-6, rtol=1e-5)
+def full_projection_loss(model, ids, labels):
+    """The LM loss through every row's logits (B x T x V), computed here beside the production head: what
+    the masked-only training loss must equal."""
+    h, _ = model.encode(ids)
+    logits = model.lm_head(h, model.embed.tokens)
+    if model.shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    return xlmlib.losses.full_lm_loss(logits, labels)
 
 
 @pytest.mark.parametrize("cls", [xlmlib.MaskedLM, xlmlib.CausalLM])
@@ -306,13 +165,13 @@ def test_masked_only_training_loss_equals_the_full_projection(cls):
     results = []
     for masked_only in (True, False):
         model = model_of(cls, cfg, seed=4).train()  # dropout is 0 in tiny configs, so train == eval numerics
-        model.masked_only_loss = masked_only
         out = model(ids, labels=labels)
-        out.loss.backward()
-        results.append((out, {n: p.grad for n, p in model.named_parameters()}))
+        loss = out.loss if masked_only else full_projection_loss(model, ids, labels)
+        assert out.logits is None  # training with labels projects the labelled rows only
+        loss.backward()
+        results.append((loss, {n: p.grad for n, p in model.named_parameters()}))
     (fast, fast_grads), (full, full_grads) = results
-    assert fast.logits is None and full.logits is not None
-    torch.testing.assert_close(fast.loss, full.loss, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=0)
     for name, g in full_grads.items():
         torch.testing.assert_close(fast_grads[name], g, atol=1e-6, rtol=1e-5)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import xlmlib
-from xlmlib import mt_search
+from xlmlib.mt import search as mt_search
 
 EOS, PAD, A, B = 1, 2, 3, 4  # ids: <s>=0, </s>=1, <pad>=2, then two words
 V = 5
@@ -177,10 +177,10 @@ def test_step_logits_match_teacher_forcing():
     model = _tiny(1)
     tgt = torch.tensor([[1, 5, 6, 7, 8], [1, 9, 10, 11, 12], [1, 13, 14, 15, 16]])
     full = model(SRC, langs=0, decoder_input_ids=tgt, decoder_langs=1).logits
-    from xlmlib.translator import _Stepper
+    from xlmlib.mt.model import Stepper
 
     enc, mask = model.encode(SRC, langs=0)
-    stepper = _Stepper(model.decoder, enc, mask, torch.ones(3, 1, dtype=torch.long))
+    stepper = Stepper(model.decoder, enc, mask, torch.ones(3, 1, dtype=torch.long))
     for t in range(tgt.shape[1]):
         assert (stepper.step(tgt[:, t]) - full[:, t]).abs().max() <= 1e-5
 

@@ -2,7 +2,7 @@
 reading device values in the forward/backward). Checked here without a GPU on torch's meta device: a meta
 tensor has shapes but no values, so any op that would read a device value back to the host (.item(),
 bool(), .tolist(), nonzero, boolean indexing) raises instead. The model and its inputs sit on meta; the
-attention mask and the labels stay on the CPU, as the trainer passes them (train/losses.py host_keys)."""
+attention mask and the labels stay on the CPU, as the trainer passes them (train/step.py host_keys)."""
 
 import pytest
 import torch
@@ -10,13 +10,13 @@ import torch
 import xlmlib
 from tests.unit.test_model import model_of, tiny, tiny_xlmr
 from xlmlib.train import distributed as D
-from xlmlib.train.losses import MaskedOnlyLMLoss
+from xlmlib.train.step import MaskedOnlyLMLoss
 
 
 def meta_step(cfg, *, padded: bool, validate: bool = False):
-    """Forward + backward of the MLM loss module with the model on meta and mask/labels on the CPU."""
+    """Forward + backward of the MLM loss module with the model on meta and mask/labels on the CPU; the
+    forward's own range checks skipped (checked=True) as in the training step, unless validate."""
     model = model_of(xlmlib.MaskedLM, cfg).train().to("meta")
-    model.validate_inputs = validate
     torch.manual_seed(0)
     ids = torch.randint(4, 30, (3, 8))
     mask = torch.ones_like(ids)
@@ -30,7 +30,7 @@ def meta_step(cfg, *, padded: bool, validate: bool = False):
     loss_module = MaskedOnlyLMLoss(model)
     batch = D.to_device(batch, D.Dist(device=torch.device("meta")), loss_module.host_keys)
     assert batch["attention_mask"].device.type == "cpu" and batch["input_ids"].device.type == "meta"
-    loss, correct = loss_module(batch)
+    loss, correct = loss_module(batch, checked=not validate)
     loss.backward()
     return loss, correct, model
 
@@ -46,11 +46,10 @@ def test_training_step_reads_no_device_value(make, padded):
 def test_inference_with_a_host_mask_reads_no_device_value():
     """Inference (padded, packed) with the mask on the CPU and the forward's checks off, as on a GPU."""
     model = model_of(xlmlib.Encoder, tiny_xlmr()).to("meta")
-    model.validate_inputs = False
     mask = torch.ones(3, 8, dtype=torch.long)
     mask[1, 5:] = 0
     with torch.no_grad():
-        out = model(torch.randint(4, 30, (3, 8)).to("meta"), attention_mask=mask)
+        out = model(torch.randint(4, 30, (3, 8)).to("meta"), attention_mask=mask, checked=True)
     assert out.last_hidden_state.shape == (3, 8, 16)
 
 
@@ -78,20 +77,21 @@ def test_rows_picked_through_host_labels_are_the_boolean_selection():
     torch.manual_seed(3)
     hidden = torch.randn(3, 8, 4)
     labels = torch.where(torch.rand(3, 8) < 0.4, torch.randint(0, 9, (3, 8)), torch.full((3, 8), -100))
-    rows, targets = xlmlib.losses._predicted_rows(hidden, labels)
+    rows, targets = xlmlib.losses.predicted_rows(hidden, labels)
     selected = labels != -100
     assert torch.equal(rows, hidden[selected]) and torch.equal(targets, labels[selected])
-    meta_rows, meta_targets = xlmlib.losses._predicted_rows(hidden.to("meta"), labels)
+    meta_rows, meta_targets = xlmlib.losses.predicted_rows(hidden.to("meta"), labels)
     assert meta_rows.shape == rows.shape and meta_targets.device.type == "meta"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: torch.cuda.set_sync_debug_mode")
 @pytest.mark.parametrize(("padded", "attention_dropout"), [(False, 0.0), (True, 0.0), (True, 0.1)])
 def test_training_step_has_no_host_sync_on_cuda(padded, attention_dropout):
-    """Dense, padded (varlen route) and padded with attention dropout (jagged route, attention.py)."""
+    """Dense, padded and padded with attention dropout, on every attention route CUDA takes by "auto" once
+    verified (routes.py), here named: varlen (bf16, no dropout) or jagged (dropout)."""
     cfg = tiny_xlmr(attention_dropout=attention_dropout)
     model = model_of(xlmlib.MaskedLM, cfg).train().cuda()
-    model.validate_inputs = False
+    model.attention = "jagged" if attention_dropout else "varlen" if padded else "padded"
     ids = torch.randint(4, 30, (3, 8))
     mask = torch.ones_like(ids)
     if padded:
@@ -104,7 +104,7 @@ def test_training_step_has_no_host_sync_on_cuda(padded, attention_dropout):
     torch.cuda.set_sync_debug_mode("error")
     try:
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss, _ = loss_module(batch)
+            loss, _ = loss_module(batch, checked=True)
         loss.backward()
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -69,7 +69,7 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _read_json(path: Path) -> dict:
+def read_config_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -134,7 +134,7 @@ def _read_training(path: Path, payload: dict) -> Checkpoint:
 
 
 def _read_folder(path: Path, weights: dict, source: str | None = None) -> Checkpoint:
-    meta = _read_json(path / "config.json")
+    meta = read_config_json(path / "config.json")
     ckpt = _read_xlmlib(path, meta, weights) if "xlmlib_format" in meta else _read_hf(path, meta, weights)
     if source:
         ckpt.source = source
@@ -166,7 +166,7 @@ def load_model(cls, src, *, dtype=None, device=None, head_options=None):
     return model_from_checkpoint(cls, read_checkpoint(src), dtype=dtype, device=device, head_options=head_options)
 
 
-TRANSLATOR_TASK = "Translator"  # the task a Translator folder records (checkpoint/translator.py)
+TRANSLATOR_TASK = "Translator"  # the task a Translator folder records (mt/checkpoint.py)
 
 
 def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, head_options=None):
@@ -175,7 +175,7 @@ def model_from_checkpoint(cls, ckpt: Checkpoint, *, dtype=None, device=None, hea
                               f"--model {ckpt.source}`, or xlmlib.load(..., task='translation') in Python")
     _warn_causal_mismatch(cls, ckpt)
     options = {**cls.head_options_for(ckpt.state.keys()), **(head_options or {})}
-    with torch.device("meta"), _SkipRandomInitOnMeta():
+    with torch.device("meta"), SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     materialise(model, ckpt, dtype=dtype or torch.float32, device=torch.device(device or "cpu"))
     return model.eval()
@@ -195,7 +195,7 @@ def _warn_causal_mismatch(cls, ckpt: Checkpoint) -> None:
                        "needs a CLM checkpoint, such as XLM's xlm-clm-*)", ckpt.source, trained.task)
 
 
-class _SkipRandomInitOnMeta(torch.overrides.TorchFunctionMode):
+class SkipRandomInitOnMeta(torch.overrides.TorchFunctionMode):
     """Random initialisation of meta tensors computes nothing, yet the first normal_ on meta costs about
     1 s per process (torch loads its meta decomposition; measured with torch 2.13 by
     scripts/bench_load.py and cProfile), as long as the rest of loading. Skip those calls."""
@@ -246,14 +246,14 @@ def materialise(model, ckpt: Checkpoint, *, dtype: torch.dtype, device: torch.de
     cast = {k: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for k, t in keep.items()}
     model.load_state_dict(cast, strict=False, assign=True)
     if missing:
-        _init_missing(model, set(missing), dtype, device)
+        init_missing(model, set(missing), dtype, device)
         logger.warning("%s: newly initialised %s weights (train them before use): %s", ckpt.source,
                        type(model).__name__, ", ".join(missing))
     model.new_weights = tuple(missing)
     model.dropped_weights = tuple(sorted(dropped))
 
 
-def _init_missing(model, missing: set[str], dtype, device) -> None:
+def init_missing(model, missing: set[str], dtype, device) -> None:
     for name, module in model.named_modules():
         own = {f"{name}.{p}" if name else p for p, _ in module.named_parameters(recurse=False)}
         if not own or not own <= missing:

@@ -46,14 +46,14 @@ def _weights(payload: dict, part: str | None, source: str) -> dict:
     return payload["encoder"]
 
 
-def _strip_module(state: dict) -> dict:
+def strip_module(state: dict) -> dict:
     """DDP saves `module.`-prefixed keys; XLM strips the prefix only when every key has it (build_model)."""
     if state and all(k.startswith("module.") for k in state):
         return {k[len("module."):]: v for k, v in state.items()}
     return dict(state)
 
 
-def _config(params: dict, state: dict, source: str) -> ModelConfig:
+def config_from_params(params: dict, state: dict, source: str) -> ModelConfig:
     """The XLM preset with what the file decides: shapes, languages, activation, dropouts, special ids."""
     for flag, what in (("asm", "adaptive softmax"), ("use_memory", "product-key memory layers")):
         if params.get(flag):
@@ -76,7 +76,7 @@ def _config(params: dict, state: dict, source: str) -> ModelConfig:
         mask_index=int(params.get("mask_index", 5)))
 
 
-def _vocab(payload: dict, rows: int, source: str) -> tuple[str, ...]:
+def vocab_of(payload: dict, rows: int, source: str) -> tuple[str, ...]:
     id2word = payload.get("dico_id2word")
     if id2word is None:
         return ()
@@ -85,7 +85,7 @@ def _vocab(payload: dict, rows: int, source: str) -> tuple[str, ...]:
     return tuple(id2word[i] for i in range(rows))
 
 
-def _companion(path: Path, stem: str) -> Path | None:
+def companion_file(path: Path, stem: str) -> Path | None:
     """The one file named `stem`* beside the checkpoint (XLM ships codes_xnli_15 + vocab_xnli_15, ...)."""
     found = sorted(p for p in path.parent.iterdir() if p.is_file() and p.name.startswith(stem))
     if len(found) == 1:
@@ -98,13 +98,13 @@ def _companion(path: Path, stem: str) -> Path | None:
 
 def read_xlm_pth(path: Path, payload: dict, part: str | None = None) -> Checkpoint:
     source = str(path)
-    state = _strip_module(_weights(payload, part, source))
+    state = strip_module(_weights(payload, part, source))
     params = plain(payload["params"])
-    config = _config(params, state, source)
-    vocab = _vocab(payload, config.vocab_size, source)
+    config = config_from_params(params, state, source)
+    vocab = vocab_of(payload, config.vocab_size, source)
     # The BPE codes are needed only for a tokenizer (Tokenizer.from_pretrained reports their absence);
     # weights, info and convert work without them.
-    found = [_companion(path, "codes"), _companion(path, "vocab")]
+    found = [companion_file(path, "codes"), companion_file(path, "vocab")]
     files = {p.name: p for p in found if p is not None}
     ours = to_internal(XLM_PTH, state, config.n_layers, "xlm", source)
     return Checkpoint(config, ours, source, "xlm-pth", tokenizer_files=files, vocab=vocab)

@@ -3,7 +3,7 @@
 A recipe is a TOML file with exactly one table, `[pretrain]` or `[finetune]`, whose keys are the field
 names below. Unknown keys and tables fail with the known names listed, so a typo never falls back to a
 default silently. Command-line values override the recipe, which overrides the defaults here. Each
-field is also a command-line flag with the help given here (cli_flags.py derives the flags from the fields).
+field is also a command-line flag with the help given here (cli/flags.py derives the flags from the fields).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ MODEL_HELP = "what to train: a folder, checkpoint file, shipped model (xlmlib-mi
 
 
 def opt(default, help: str, *, choices=None, metavar=None, comma: bool = False):
-    """A field whose command-line flag (cli_flags.py derives one per field) carries this help; choices may be a
+    """A field whose command-line flag (cli/flags.py derives one per field) carries this help; choices may be a
     callable (the task registry), comma marks a list given as "a,b" on the command line."""
     return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar, "comma": comma})
 

@@ -172,7 +172,7 @@ class MemmapCorpus:
         return np.asarray(self.ids[self.offsets[i] : self.offsets[i + 1]], dtype=np.int64)
 
 
-class _EpochOrder:
+class EpochOrder:
     """Which items make up batch `step`: epoch e's order is a permutation seeded by (seed, e).
 
     A pure function of (seed, step), so a resumed run gets the same batches without saved state. The
@@ -225,7 +225,7 @@ class TokenWindows:
         if self.n_windows < (1 if repeat else batch_size):
             raise ValueError(f"{corpus.paths['ids']}: a stream of {self.stream_len} tokens gives "
                              f"{self.n_windows} windows of {seq_len}, fewer than one batch of {batch_size}")
-        self._order = _EpochOrder(self.n_windows, batch_size, seed, shuffle, repeat=repeat)
+        self._order = EpochOrder(self.n_windows, batch_size, seed, shuffle, repeat=repeat)
         self.batches_per_epoch = self._order.batches_per_epoch
 
     def stream(self, start: int, stop: int) -> np.ndarray:
@@ -269,7 +269,7 @@ class ParallelCorpus:
             raise ValueError(f"parallel corpora are not aligned: {self.side1.paths['ids']} has "
                              f"{len(self.side1)} sentences, {self.side2.paths['ids']} has {len(self.side2)}")
         self._usable = np.flatnonzero((self.side1.lengths > 0) & (self.side2.lengths > 0))
-        self._orders: dict[tuple, _EpochOrder] = {}
+        self._orders: dict[tuple, EpochOrder] = {}
         self.repeat = repeat  # fewer pairs than one batch: see them several times per batch
 
     def __len__(self) -> int:
@@ -283,5 +283,5 @@ class ParallelCorpus:
         """The pairs of global step `step`, a pure function of (seed, step); feed them to tlm_batch."""
         key = (batch_size, seed, shuffle)
         if key not in self._orders:
-            self._orders[key] = _EpochOrder(len(self), batch_size, seed, shuffle, repeat=self.repeat)
+            self._orders[key] = EpochOrder(len(self), batch_size, seed, shuffle, repeat=self.repeat)
         return [self[int(i)] for i in self._orders[key](step)]

@@ -14,7 +14,6 @@ import logging
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,10 +25,10 @@ from ..losses import IGNORE_INDEX
 from ..tasks import build_model
 from . import distributed as D
 from .config import FinetuneConfig
-from .data import _EpochOrder
-from .losses import ClassificationLoss, model_inputs
+from .data import EpochOrder
 from .readers import Example, check_label_set, read_examples
 from .sources import lang_ids
+from .step import ClassificationLoss, model_inputs
 from .text import TextEncoder, TokenizerAdapter, load_text_encoder
 from .trainer import Trainer
 
@@ -146,7 +145,7 @@ class ExampleSource:
     """Shuffled batches of encoded examples, a pure function of (seed, step) like the pretraining sources."""
 
     def __init__(self, data: Encoded, batch_size: int, seed: int):
-        self.data, self.order = data, _EpochOrder(len(data), batch_size, seed, shuffle=True)
+        self.data, self.order = data, EpochOrder(len(data), batch_size, seed, shuffle=True)
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         return self.data.collate([int(i) for i in self.order(step)])

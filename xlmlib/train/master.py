@@ -26,7 +26,7 @@ import contextlib
 import torch
 from torch import nn
 
-from ..quantize import bf16_params
+from ..precision import bf16_params
 
 
 class BF16Weights:

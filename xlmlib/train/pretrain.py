@@ -25,8 +25,8 @@ from ..tasks import build_model
 from . import distributed as D
 from .config import TrainConfig
 from .data import MemmapCorpus, ParallelCorpus, binarize
-from .losses import MaskedOnlyLMLoss, count_targets
 from .sources import AlternatingSource, SampledSource, StreamSource, TLMSource
+from .step import MaskedOnlyLMLoss, count_targets
 from .text import has_tokenizer, load_text_encoder
 from .trainer import CHECKPOINT, Trainer
 

@@ -1,7 +1,7 @@
 """Batch sources for pretraining: the global batch of step k as a pure function of (seed, k).
 
 Each source's batch(step) returns model inputs plus "labels" (-100 where nothing is predicted), ready
-for train/losses.MaskedOnlyLMLoss. Random draws (masking, language choice) use generators seeded by
+for train/step.MaskedOnlyLMLoss. Random draws (masking, language choice) use generators seeded by
 (seed, step), never the global RNG, so a resumed run replays the same batches (data.py gives the same
 guarantee for the order of windows and pairs).
 """

@@ -37,10 +37,9 @@ from torch import nn
 from ..atomic import atomic_path
 from . import distributed as D
 from .config import OptimConfig
-from .losses import count_targets
 from .master import BF16Weights
 from .metrics import MetricsLog, plot_loss
-from .step import compile_step, device_batch, graph_rows, head_rows, inputs_checked
+from .step import Step
 
 logger = logging.getLogger(__name__)
 
@@ -154,13 +153,10 @@ class Trainer:
             D.broadcast(self.weights.masters, self.dist)
         masters = self.weights.parameters() if self.weights is not None else None
         self.optimizer = build_optimizer(self.module, self.cfg, masters)
-        if self.cfg.compile != "off":
-            if self.cfg.compile == "cudagraphs" and self.dist.device.type != "cuda":
-                logger.warning("--compile cudagraphs: CUDA graphs need a GPU; on %s the step is compiled with "
-                               "static shapes only", self.dist.device.type)
-            self.module = compile_step(self.module, self.cfg.compile)
         enabled = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=enabled)
+        self.step_fn = Step(self.raw, self.module, self.dist, compile=self.cfg.compile, amp_dtype=self.amp_dtype,
+                            scaler=self.scaler, grad_accum=self.cfg.grad_accum)
         if state is not None:
             self._load_optimizer(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
@@ -292,46 +288,15 @@ class Trainer:
     def _run_eval(self) -> dict:
         self.module.eval()
         try:
-            with torch.no_grad(), self._autocast(), self._masters():
+            with torch.no_grad(), self.step_fn.autocast(), self._masters():
                 return self.evaluate(self.module, self.step)
         finally:
             self.module.train()
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.dist.device.type, dtype=self.amp_dtype)
-
     def train_step(self, step: int) -> tuple[float, float, int]:
         """One optimizer update on the global batch of `step`; returns (mean loss, accuracy, tokens in the global batch)."""
         self.module.train()
-        graphs = self.cfg.compile == "cudagraphs"
-        batch = D.shard_rows(self.source.batch(step), self.dist)
-        rows = None
-        if graphs:  # the LM head's row count, counted on the CPU batch: no sync, a static shape
-            rows = graph_rows([int(count_targets(part["labels"])) for part in _split(batch, self.cfg.grad_accum)])
-        batch = device_batch(self.raw, batch, self.dist, on_device=graphs)
-        n_targets = D.all_sum(count_targets(batch["labels"]).to(self.dist.device, non_blocking=True),
-                              self.dist).clamp(min=1)
-        micro = _split(batch, self.cfg.grad_accum)
-        loss_sum = torch.zeros((), device=self.dist.device)
-        correct = torch.zeros((), device=self.dist.device)
-        for i, part in enumerate(micro):
-            if graphs:  # a new step for inductor's CUDA-graph trees: the last step's outputs are dead
-                torch.compiler.cudagraph_mark_step_begin()
-            sync = i == len(micro) - 1 or not isinstance(self.module, nn.parallel.DistributedDataParallel)
-            with (contextlib.nullcontext() if sync else self.module.no_sync()), self._autocast(), \
-                    inputs_checked(self.raw), head_rows(self.raw, rows):
-                part_loss, part_correct = self.module(part)
-                # DDP and FSDP average gradients over processes; the factor `world` turns that average
-                # back into the sum over the global batch, divided once by its global target count.
-                scaled = part_loss * (self.dist.world / n_targets)
-            self.scaler.scale(scaled).backward()
-            loss_sum += part_loss.detach().float()
-            correct += part_correct.detach().float()
-        mask = batch.get("attention_mask")
-        tokens = mask.sum().float() if mask is not None else torch.tensor(float(batch["input_ids"].numel()))
-        totals = D.all_sum(torch.stack([loss_sum, correct, tokens.to(loss_sum.device, non_blocking=True)]), self.dist)
+        totals, n_targets = self.step_fn(D.shard_rows(self.source.batch(step), self.dist))
         loss = float(totals[0] / n_targets)
         if not math.isfinite(loss):
             raise FloatingPointError(_nan_help(step, loss, self.amp_dtype))
@@ -353,14 +318,6 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.weights is not None:
             self.weights.masters_to_working()
-
-
-def _split(batch: dict[str, torch.Tensor], parts: int) -> list[dict[str, torch.Tensor]]:
-    rows = next(iter(batch.values())).shape[0]
-    if rows % parts:
-        raise ValueError(f"{rows} rows do not split into {parts} accumulation micro-batches")
-    size = rows // parts
-    return [{k: v[i * size : (i + 1) * size] for k, v in batch.items()} for i in range(parts)]
 
 
 def _nan_help(step: int, loss: float, amp_dtype) -> str:

@@ -16,7 +16,7 @@ import torch
 from ..config import ModelConfig
 from ..family import family_of
 from ..losses import IGNORE_INDEX
-from .sources import step_generator
+from ..train.sources import step_generator
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Inference conversions: dynamic int8, bf16, and fp32 Linear layers run by oneDNN (CPU).
+"""Precision conversions for inference: dynamic int8, bf16, and fp32 Linear layers prepacked for oneDNN (CPU);
+and the rule of which parameters bf16 stores in bfloat16, shared with training's bf16-weights (train/master.py).
 
 int8: every Linear becomes an int8 matrix (one scale per output row) applied with dynamically quantized
 activations (PyTorch's quantized::linear_dynamic, fbgemm/x86). The token table, a quarter to a third of
@@ -38,7 +39,8 @@ class Int8Linear(nn.Module):
         self.out_features = w.shape[0]
         self._packed = torch.ops.quantized.linear_prepack(qweight, None if bias is None else bias.detach().float())
 
-    def forward(self, x, activation: str = "none"):
+    def forward(self, x, routes=None, *, activation: str = "none"):
+        """routes are accepted as every Linear's call passes them: int8 has one kernel."""
         y = torch.ops.quantized.linear_dynamic(x.reshape(-1, x.shape[-1]).float().contiguous(), self._packed, True)
         return ACTIVATIONS[activation](y.view(*x.shape[:-1], self.out_features))
 
@@ -53,7 +55,8 @@ class OneDNNLinear(nn.Module):
         self._weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach().float().contiguous(), None)
         self._bias = None if bias is None else bias.detach().float().contiguous()
 
-    def forward(self, x, activation: str = "none"):
+    def forward(self, x, routes=None, *, activation: str = "none"):
+        """routes are accepted as every Linear's call passes them: the prepacked weight has one kernel."""
         check_activation(activation)
         return onednn_linear(x.float(), self._weight, self._bias, activation)
 

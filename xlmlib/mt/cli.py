@@ -49,14 +49,14 @@ def _sink(path: str | None):
     if path is None:
         yield sys.stdout
         return
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         yield fh
 
 
 def run_translate(args) -> int:
-    from .api import InputTooLong, resolve_device
+    from ..api import InputTooLong, resolve_device
     from .translate import iter_translate, load_translator
 
     model, tok = load_translator(args.model, device=resolve_device(args.device))
@@ -89,17 +89,17 @@ def run_translate(args) -> int:
 
 
 def configure_train_mt(p: argparse.ArgumentParser) -> None:
-    from .cli_flags import add_config_args, add_run_args
-    from .train.config import MTConfig
+    from ..cli.flags import add_config_args, add_run_args
+    from ..train.config import MTConfig
 
     add_config_args(p, MTConfig)
     add_run_args(p)
 
 
 def run_train_mt(args) -> int:
-    from .cli_flags import config_of
-    from .train.config import MTConfig
-    from .train.mt import run_train_mt as run
+    from ..cli.flags import config_of
+    from ..train.config import MTConfig
+    from .train import run_train_mt as run
 
     records = run(config_of(args, MTConfig), resume=args.resume, device=args.device)
     last = records[-1] if records else {}

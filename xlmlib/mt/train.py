@@ -23,14 +23,14 @@ from .. import hub
 from ..config import ModelConfig, list_presets
 from ..losses import IGNORE_INDEX, full_lm_loss
 from ..tokenize import XLMTokenizer
-from ..translate import cut
-from . import distributed as D
-from .config import MTConfig
-from .data import read_lines
-from .mt_data import TASK_BT, Lambda, MTSource, Noise, frame_rows, parse_steps
-from .sources import lang_ids
-from .text import load_text_encoder
-from .trainer import Trainer
+from ..train import distributed as D
+from ..train.config import MTConfig
+from ..train.data import read_lines
+from ..train.sources import lang_ids
+from ..train.text import load_text_encoder
+from ..train.trainer import Trainer
+from .data import TASK_BT, Lambda, MTSource, Noise, frame_rows, parse_steps
+from .translate import cut
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def build_translator(spec: str, *, init: str = "pretrained", seed: int = 0):
     weights, said in one warning line."""
     from ..checkpoint.mapping import CheckpointError
     from ..tasks import with_random_hint
-    from ..translator import Translator
+    from .model import Translator
 
     if init == "random" and spec in list_presets() and hub.find_local(spec) is None:
         model = Translator(ModelConfig.from_preset(spec))

@@ -17,18 +17,19 @@ import warnings
 import torch
 from torch import nn
 
-from . import losses, mt_search, tasks
-from .attention import KVCache
-from .config import ModelConfig
+from .. import losses
+from ..attention import KVCache
+from ..config import ModelConfig
+from ..heads import MaskedLM
+from ..model import Output, fill_sinusoidal, init_weights
+from . import search
 from .decoder import Decoder
-from .heads import MaskedLM
-from .model import Output, fill_sinusoidal, init_weights
 
 logger = logging.getLogger(__name__)
 
 
 class Translator(nn.Module):
-    # Task-registry facts (tasks.py): xlmlib.load(src, task="translation"); transformers has no such class.
+    # Task facts (tasks.py lists this class): xlmlib.load(src, task="translation"); transformers has no such class.
     task = "translation"
     head_prefixes: tuple[str, ...] = ()
     hf_suffix: tuple[tuple[str, str], ...] = ()
@@ -46,7 +47,7 @@ class Translator(nn.Module):
     def from_pretrained(cls, src, *, dtype=None, device=None) -> Translator:
         """An original XLM translation `.pth` (either layout of xlm-mt.md section 2; BPE codes*/vocab*
         beside it) or a folder written by save_pretrained."""
-        from .checkpoint.translator import load_translator
+        from .checkpoint import load_translator
 
         return load_translator(cls, src, dtype=dtype, device=device)
 
@@ -55,13 +56,13 @@ class Translator(nn.Module):
         """Both halves from one pretrained encoder checkpoint (an XLM MLM/CLM .pth, an XLM-R folder, ...),
         as the original's --reload_model enc.pth,enc.pth starts unsupervised MT; the decoder's
         cross-attention is newly initialised and listed in `new_weights` (and logged)."""
-        from .checkpoint.translator import translator_from_encoder
+        from .checkpoint import translator_from_encoder
 
         return translator_from_encoder(cls, src, dtype=dtype, device=device, decoder_layers=decoder_layers)
 
     def save_pretrained(self, directory) -> None:
         """model.safetensors + config.json (atomic writes); from_pretrained(directory) restores it exactly."""
-        from .checkpoint.translator import save_translator
+        from .checkpoint import save_translator
 
         save_translator(self, directory)
 
@@ -116,15 +117,15 @@ class Translator(nn.Module):
         B, device = input_ids.shape[0], input_ids.device
         tgt = self._tgt_langs(tgt_lang, B, device)
         if num_beams == 1:
-            return mt_search.greedy(_Stepper(self.decoder, enc, src_mask, tgt), B, max_len, cfg.eos_index,
+            return search.greedy(Stepper(self.decoder, enc, src_mask, tgt), B, max_len, cfg.eos_index,
                                     cfg.pad_index, device)
         rows = torch.arange(B, device=device).repeat_interleave(num_beams)
-        stepper = _Stepper(self.decoder, enc[rows], src_mask[rows], tgt[rows] if torch.is_tensor(tgt) else tgt)
-        return mt_search.beam_search(stepper, B, num_beams, max_len, cfg.eos_index, cfg.pad_index,
+        stepper = Stepper(self.decoder, enc[rows], src_mask[rows], tgt[rows] if torch.is_tensor(tgt) else tgt)
+        return search.beam_search(stepper, B, num_beams, max_len, cfg.eos_index, cfg.pad_index,
                                      length_penalty=length_penalty, early_stopping=early_stopping, device=device)
 
     def _max_len(self, source_lengths, max_new_tokens) -> int:
-        max_len = mt_search.max_len_for(source_lengths, max_new_tokens)
+        max_len = search.max_len_for(source_lengths, max_new_tokens)
         limit = self.decoder.config.max_tokens
         if max_len > limit:
             # The original crashes when a row reaches its last position row; stop there instead.
@@ -149,7 +150,7 @@ def _mask(ids, mask, pad_index):
     return (ids != pad_index) if mask is None else mask.bool()
 
 
-class _Stepper:
+class Stepper:
     """One decoder step at a time over a fixed encoder output: self-attention keys/values in a KVCache,
     cross-attention keys/values computed once (decoder.memory)."""
 
@@ -170,5 +171,3 @@ class _Stepper:
         if torch.is_tensor(self.langs):
             self.langs = self.langs[index]
 
-
-tasks.register(Translator)

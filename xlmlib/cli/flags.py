@@ -53,7 +53,7 @@ def add_config_args(p: argparse.ArgumentParser, cls) -> None:
 
 def config_of(args, cls):
     """The config of a run: the --config recipe (if any) with the flags given on top."""
-    from .train.config import config_from_dict, load_recipe
+    from ..train.config import config_from_dict, load_recipe
 
     names = {f.name for f in dataclasses.fields(cls)}
     given = {k: v for k, v in vars(args).items() if v is not None and k in names}

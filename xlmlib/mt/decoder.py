@@ -13,10 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import KVCache, SelfAttention, attention_bias
-from .config import ModelConfig
-from .heads import LMHead
-from .model import Layer, Transformer
+from ..attention import KVCache, SelfAttention
+from ..config import ModelConfig
+from ..heads import LMHead
+from ..layout import Layout, attention_bias
+from ..model import Layer, Transformer
+from ..routes import Routes
 
 Memory = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of the encoder output (B H S K)
 
@@ -30,13 +32,13 @@ class CrossAttention(SelfAttention):
         split = (B, S, self.n_heads, D // self.n_heads)
         return self.k_proj(enc).view(split).transpose(1, 2), self.v_proj(enc).view(split).transpose(1, 2)
 
-    def forward(self, x, bias, memory):
+    def forward(self, x, bias, memory, routes: Routes | None = None):
         B, T, D = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)  # B H T K
+        q = self.q_proj(x, routes).view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)  # B H T K
         k, v = memory
         p = self.p_drop if self.training else 0.0
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
-        return self.out_proj(ctx.transpose(1, 2).reshape(B, T, D))
+        return self.out_proj(ctx.transpose(1, 2).reshape(B, T, D), routes)
 
 
 class DecoderLayer(Layer):
@@ -47,16 +49,18 @@ class DecoderLayer(Layer):
         self.cross_attn = CrossAttention(cfg, index)
         self.cross_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
 
-    def forward(self, x, bias, cache=None, memory=None, memory_bias=None):
-        x = self.residual(x, self.attn_norm, lambda h: self.attn(h, bias, cache))
-        x = self.residual(x, self.cross_norm, lambda h: self.cross_attn(h, memory_bias, memory))
-        return self.residual(x, self.ffn_norm, self.ffn)
+    def forward(self, x, layout: Layout, cache=None, memory=None, memory_bias=None):
+        x = self.residual(x, self.attn_norm, lambda h: self.attn(h, layout, cache))
+        x = self.residual(x, self.cross_norm, lambda h: self.cross_attn(h, memory_bias, memory, layout.routes))
+        return self.residual(x, self.ffn_norm, lambda h: self.ffn(h, layout.routes))
 
 
 class Decoder(Transformer):
-    """Causal Transformer over the target with cross-attention layers and its own tied LM head."""
+    """Causal Transformer over the target with cross-attention layers and its own tied LM head. Its
+    cross-attention reads the target on the B T grid, so it keeps the padded attention route."""
 
     layer_class = DecoderLayer
+    packs_padding = False
 
     def __init__(self, config: ModelConfig):
         super().__init__(config.replace(causal=True))
@@ -70,23 +74,20 @@ class Decoder(Transformer):
                cache: KVCache | None = None) -> torch.Tensor:
         """Hidden states (B T D) of the target tokens; `source_mask` (B S, True = real) masks the source
         padding for the cross-attention; `cache` holds earlier target tokens (one step at a time)."""
-        cfg = self.config
-        past = cache.length if cache is not None else 0
-        keep, host = self._key_mask(input_ids, attention_mask, past)
-        positions = self._default_positions(input_ids, past)
-        langs = self._check_inputs(input_ids, langs, positions, None)
+        layout = self.plan(input_ids, attention_mask, cache)
+        positions = self._default_positions(input_ids, layout.past)
+        langs = self._checked_inputs(input_ids, langs, positions, None, validate=True)
         x = self.embed(input_ids, positions, langs, None)
         # XLM: `tensor *= mask` after the embeddings and after every layer (xlm-mt.md section 1, step 4).
-        row_mask = keep[:, past:, None].to(x.dtype) if cfg.zero_pad_rows else None
+        row_mask = layout.row_mask(x.dtype)
         if row_mask is not None:
             x = x * row_mask
-        bias = self._attention_bias(keep, input_ids.shape[1], past, x.dtype, host)
         memory_bias = attention_bias(source_mask.bool()[:, None, None, :].to(x.device), x.dtype)
         for layer, mem in zip(self.layers, memory):
-            x = layer(x, bias, cache, mem, memory_bias)
+            x = layer(x, layout, cache, mem, memory_bias)
             if row_mask is not None:
                 x = x * row_mask
         return self.final_norm(x) if self.final_norm is not None else x
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(h, self.embed.tokens)
+    def logits(self, h: torch.Tensor, routes: Routes | None = None) -> torch.Tensor:
+        return self.lm_head(h, self.embed.tokens, routes)

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from .api import InputTooLong
-from .family import family_of
-from .languages import check_code
-from .tokenize.truncation import warn_truncated
+from ..api import InputTooLong
+from ..family import family_of
+from ..languages import check_code
+from ..tokenize.truncation import warn_truncated
 
 WINDOW_BATCHES = 16  # batches per sorting window: long enough to group similar lengths, short enough to stream
 
@@ -128,9 +128,9 @@ def load_translator(src, *, device=None):
     """(Translator, tokenizer) from a Translator folder or MT .pth (BPE codes*/vocab* beside it)."""
     from pathlib import Path
 
-    from . import hub
-    from .tokenize import Tokenizer, XLMTokenizer
-    from .translator import Translator
+    from .. import hub
+    from ..tokenize import Tokenizer, XLMTokenizer
+    from .model import Translator
 
     model = Translator.from_pretrained(src, device=device)
     files = model.tokenizer_files

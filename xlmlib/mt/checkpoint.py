@@ -15,23 +15,23 @@ from pathlib import Path
 import torch
 
 from .. import hub, tasks
-from ..config import ModelConfig
-from .load import (
+from ..checkpoint.load import (
     TRANSLATOR_TASK,
     XLMLIB_FORMAT,
-    _init_missing,
-    _read_json,
-    _SkipRandomInitOnMeta,
+    SkipRandomInitOnMeta,
+    init_missing,
     read_checkpoint,
+    read_config_json,
     read_weights,
     tokenizer_files_in,
 )
-from .mapping import CheckpointError, Table, to_internal
-from .record import Checkpoint
-from .safe_load import load_pickle
-from .save import write_safetensors
-from .stand_ins import plain
-from .xlm_pth import XLM_PTH, _companion, _config, _strip_module, _vocab
+from ..checkpoint.mapping import CheckpointError, Table, to_internal
+from ..checkpoint.record import Checkpoint
+from ..checkpoint.safe_load import load_pickle
+from ..checkpoint.save import write_safetensors
+from ..checkpoint.stand_ins import plain
+from ..checkpoint.xlm_pth import XLM_PTH, companion_file, config_from_params, strip_module, vocab_of
+from ..config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,18 @@ def read_mt_pth(path: Path) -> tuple[Checkpoint, dict]:
         raise CheckpointError(f"{source}: {what}, not a translation model; use Translator.from_encoder({source!r}) "
                               "to start one from a pretrained encoder")
     params = plain(payload["params"])
-    parts = {name: _strip_module(payload[name]) for name in ("encoder", "decoder")}
-    config = _config(params, parts["encoder"], source).replace(causal=False)
+    parts = {name: strip_module(payload[name]) for name in ("encoder", "decoder")}
+    config = config_from_params(params, parts["encoder"], source).replace(causal=False)
     n_dec = _n_layers(parts["decoder"])
     state = {}
     for name, table in (("encoder", XLM_PTH), ("decoder", XLM_PTH_DECODER)):
         n = config.n_layers if name == "encoder" else n_dec
         mapped = to_internal(table, parts[name], n, "xlm", f"{source} [{name}]")
         state.update({f"{name}.{k}": v for k, v in mapped.items()})
-    found = [_companion(path, "codes"), _companion(path, "vocab")]
+    found = [companion_file(path, "codes"), companion_file(path, "vocab")]
     ckpt = Checkpoint(config, state, source, "xlm-pth (translation)", task=TASK,
                       tokenizer_files={p.name: p for p in found if p is not None},
-                      vocab=_vocab(payload, config.vocab_size, source))
+                      vocab=vocab_of(payload, config.vocab_size, source))
     return ckpt, ({"decoder_layers": n_dec} if n_dec != config.n_layers else {})
 
 
@@ -94,7 +94,7 @@ def _pth_in(folder: Path) -> Path:
 def read_translator(src) -> tuple[Checkpoint, dict]:
     path = hub.resolve(src)
     if path.is_dir() and (path / "config.json").is_file():
-        meta = _read_json(path / "config.json")
+        meta = read_config_json(path / "config.json")
         if meta.get("task") != TASK or "xlmlib_format" not in meta:
             raise CheckpointError(f"{path}: holds a {meta.get('task') or 'non-xlmlib'} model, not a Translator; "
                                   f"use Translator.from_encoder({str(path)!r}) to start one from an encoder")
@@ -124,14 +124,14 @@ def _split(model, ckpt: Checkpoint, allow_new: tuple[str, ...]):
 
 def _build(cls, ckpt: Checkpoint, options: dict, dtype, device, *, allow_new: tuple[str, ...] = ()):
     """A Translator on meta filled from ckpt (cast to dtype/device); missing keys must match allow_new."""
-    with torch.device("meta"), _SkipRandomInitOnMeta():
+    with torch.device("meta"), SkipRandomInitOnMeta():
         model = cls(ckpt.config, **options)
     missing = _split(model, ckpt, allow_new)
     dtype, device = dtype or torch.float32, torch.device(device or "cpu")
     model.load_state_dict({k: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
                            for k, t in ckpt.state.items()}, strict=False, assign=True)
     if missing:
-        _init_missing(model, set(missing), dtype, device)
+        init_missing(model, set(missing), dtype, device)
     model.new_weights = tuple(missing)
     model.tokenizer_files = dict(ckpt.tokenizer_files)
     return model.eval()

@@ -2,7 +2,7 @@
 
 Both work on a *stepper*: `stepper.step(tokens)` feeds one token per row (N,) and returns the logits
 (N V) of the next position; `stepper.reorder(index)` keeps the rows named by index (beam search). The
-translator's stepper (translator.py) runs the decoder with a KV cache over an encoder output computed
+translator's stepper (mt/model.py) runs the decoder with a KV cache over an encoder output computed
 once; tests drive these functions with scripted steppers to check the rules on constructed cases.
 
 Results are batch-major (B L): `</s> y1 ... ym </s>` then pad, the transpose of the original's output.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .generate import expand_beams
+from ..generate import expand_beams
 
 
 def max_len_for(source_lengths: torch.Tensor, max_new_tokens: int | None) -> int:
