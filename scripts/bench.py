@@ -6,6 +6,8 @@ land in bench-results/. Each case's logic lives in its own module (scripts/bench
     python scripts/bench.py model [--cases dense,xlm,mlm-step,precision] [--repeats 5]
     python scripts/bench.py tokenizers [--sentences 24000] [--repeats 5] [--out bench-results/tokenizers.md]
     python scripts/bench.py load [--repeats 3]
+    python scripts/bench.py qa [--shape small|base] [--questions 100] [--repeats 3]   # not part of the default run
+    python scripts/bench.py mining [--n 10000] [--dims 192,768] [--memory-n 100000]  # minutes: not in the default run
     python scripts/bench.py gpu [--cases 1,2,...,7] [--repeats 10] [--warmup 3] [--peak-tflops F] [--sync-check]
                                 [--out bench-results/gpu.md] [--smoke]   # not part of the default run
 """
@@ -81,6 +83,12 @@ def _gpu(args: argparse.Namespace) -> int:
     return bench_gpu.main(args, machine())
 
 
+def _qa(args: argparse.Namespace) -> int:
+    import bench_qa
+
+    return bench_qa.main(args, machine())
+
+
 def _all(args: argparse.Namespace) -> int:
     parser = build_parser()
     for argv in (["model"], ["tokenizers"], ["load"]):
@@ -124,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--sync-check", action="store_true",
                      help="also count host synchronisations in one case-5 training step of xlmlib (CUDA only)")
     gpu.set_defaults(handler=_gpu)
+    import bench_qa
+
+    qa = sub.add_parser("qa", help="extractive QA: answers/s for 100 questions over long contexts (vs transformers)")
+    bench_qa.add_arguments(qa).set_defaults(handler=_qa)
+    import bench_mining
+
+    mining = sub.add_parser("mining", help="margin mining pairs/s at 10k x 10k, peak memory at 100k x 100k (CPU)")
+    bench_mining.add_arguments(mining)
+    mining.set_defaults(handler=bench_mining.main)
     return parser
 
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import xlmlib
 from xlmlib.atomic import write_json, write_text
-from xlmlib.evaluate import masked_token_accuracy, retrieval_accuracy, unigram_accuracy
+from xlmlib.intrinsic import masked_token_accuracy, retrieval_accuracy, unigram_accuracy
 from xlmlib.train.config import FinetuneConfig
 from xlmlib.train.finetune import run_finetune
 from xlmlib.train.readers import read_classification

@@ -23,7 +23,10 @@ TINY = {"n_layers": 1, "dim": 16, "n_heads": 2, "ffn_dim": 32}
 
 
 def tiny_model(cls=xlmlib.MaskedLM, preset: str = "xlm-roberta-base", *, seed: int = 0, **changes):
-    """A tiny random `cls` of a preset's family (seeded), `changes` replacing further ModelConfig fields."""
+    """A tiny random `cls` of a preset's family (seeded), `changes` replacing further ModelConfig fields (labels=
+    names the classes, and sets their number)."""
+    if "labels" in changes:
+        changes.setdefault("num_labels", len(changes["labels"]))
     cfg = xlmlib.ModelConfig.from_preset(preset).replace(**{**TINY, **changes})
     torch.manual_seed(seed)
     model = cls(cfg)

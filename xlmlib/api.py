@@ -200,21 +200,25 @@ _FINETUNE_OWN = ("model", "task", "train", "dev", "test", "labels", "lang", "tok
 
 
 def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "", out=None, **options) -> dict:
-    """Fine-tune `model` in place: a SequenceClassifier or TokenClassifier with the tokenizer that
-    xlmlib.load returned (each input is framed once, by the model's family). train / dev / test: a
-    TSV / JSONL / CoNLL path, a list of paths, or a list of dicts ({"text" | "premise" | "sentence1",
-    "text_pair" | "hypothesis" | "sentence2", "label", "lang"}; token tasks {"words", "tags"}).
+    """Fine-tune `model` in place, with the tokenizer that xlmlib.load returned (each input is framed once, by
+    the model's family). The task follows the model's class: a SequenceClassifier or TokenClassifier, or a
+    QuestionAnswering / QuestionAnsweringBeam model. train / dev / test: a TSV / JSONL / CoNLL / SQuAD JSON
+    path, a list of paths, or a list of dicts ({"text" | "premise" | "sentence1", "text_pair" | "hypothesis" |
+    "sentence2", "label", "lang"}; token tasks {"words", "tags"}; QA {"id", "question", "context", "answers"}).
     options: FinetuneConfig fields (steps, lr, batch_size, max_len, eval_every, patience, ...).
-    The best dev model, with its tokenizer, is kept in OUT/best (OUT: a new temporary folder unless given)
-    and loaded back into `model`. Returns {"best", "records", "labels", "test", "out"}."""
+    The best dev model (accuracy; QA: F1), with its tokenizer, is kept in OUT/best (OUT: a new temporary folder
+    unless given) and loaded back into `model`. Returns {"best", "records", "labels", "test", "out"}."""
     from .train import finetune as ft
     from .train.config import FinetuneConfig, config_from_dict
-    from .train.readers import check_label_set, to_examples
 
     task = _finetune_task(model)
     clash = sorted(set(options) & set(_FINETUNE_OWN))
     if clash:
         raise TypeError(f"finetune() takes {', '.join(clash)} as its own arguments, not as options")
+    if task in ft.QA_TASKS:
+        return _finetune_qa(model, tok, train, dev, test, lang, out, task, options)
+    from .train.readers import check_label_set, to_examples
+
     train_ex, dev_ex, test_ex = (to_examples(x, task, lang=lang, what=name)
                                  for x, name in ((train, "train"), (dev, "dev"), (test, "test")))
     found = tuple(labels) if labels is not None else check_label_set(train_ex, "train")
@@ -222,17 +226,39 @@ def finetune(model, tok, train, dev=(), *, test=(), labels=None, lang: str = "",
     ft.check_classes(model, labels)
     cfg = config_from_dict(FinetuneConfig, {**options, "task": task, "labels": labels}, where="finetune() options")
     encoder, cfg = ft.text_encoder(tok), ft.clamped(cfg, model)
-    if out is None:  # made only once everything above is known to be usable
-        import tempfile
-
-        out = tempfile.mkdtemp(prefix="xlmlib-finetune-")
-        logger.info("fine-tuning into %s", out)
-    cfg = dataclasses.replace(cfg, out=str(out))
+    cfg = dataclasses.replace(cfg, out=str(_out_folder(out)))
     result = ft.finetune(model, encoder, train_ex, dev_ex, cfg, labels=labels)
-    result["labels"], result["out"] = list(labels), str(out)
+    result["labels"], result["out"] = list(labels), cfg.out
     codes = sorted({e.lang for e in [*train_ex, *dev_ex]})
     result["test"] = ft.evaluate_examples(model, encoder, test_ex, cfg, labels, lang_codes=codes) if test_ex else None
     return result
+
+
+def _finetune_qa(model, tok, train, dev, test, lang, out, task, options) -> dict:
+    from .qa.train import evaluate_qa, finetune_qa, to_qa_examples
+    from .train.config import FinetuneConfig, config_from_dict
+
+    if tok is None:
+        raise ValueError("no tokenizer: xlmlib.load found none beside the model; pass Tokenizer.from_pretrained(...)")
+    train_ex, dev_ex, test_ex = (to_qa_examples(x, what=name) for x, name in ((train, "train"), (dev, "dev"),
+                                                                             (test, "test")))
+    cfg = config_from_dict(FinetuneConfig, {**options, "task": task}, where="finetune() options")
+    cfg = dataclasses.replace(cfg, out=str(_out_folder(out)))
+    result = finetune_qa(model, tok, train_ex, dev_ex, cfg, lang=lang or None)
+    result["labels"], result["out"] = [], cfg.out
+    result["test"] = evaluate_qa(model, tok, test_ex, cfg, lang=lang or None) if test_ex else None
+    return result
+
+
+def _out_folder(out):
+    """The run's folder: the one given, else a new temporary one (made only once the inputs are known good)."""
+    if out is not None:
+        return out
+    import tempfile
+
+    out = tempfile.mkdtemp(prefix="xlmlib-finetune-")
+    logger.info("fine-tuning into %s", out)
+    return out
 
 
 def _finetune_task(model) -> str:
@@ -240,8 +266,9 @@ def _finetune_task(model) -> str:
     for name, cls in tasks.finetune_tasks().items():
         if isinstance(model, cls):
             return name
-    raise TypeError(f"finetune() trains a SequenceClassifier or TokenClassifier, got {type(model).__name__}: "
-                    "load it with xlmlib.load(src, task='sequence-classification', num_labels=N)")
+    raise TypeError(f"finetune() trains a SequenceClassifier, TokenClassifier or QuestionAnswering model, got "
+                    f"{type(model).__name__}: load it with xlmlib.load(src, task='sequence-classification', "
+                    "num_labels=N) (or task='token-classification' / 'question-answering')")
 
 
 __all__ = ["InputTooLong", "embed", "fill_mask", "finetune", "generate", "load"]

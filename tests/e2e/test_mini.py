@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import xlmlib
-from xlmlib.evaluate import masked_token_accuracy, unigram_accuracy
+from xlmlib.intrinsic import masked_token_accuracy, unigram_accuracy
 from xlmlib.hub import SHIPPED
 from xlmlib.tatoeba import read_pairs, split
 

@@ -128,7 +128,7 @@ def test_a_run_without_dev_saves_the_final_model_with_its_tokenizer(xnli_small, 
     assert main(argv) == 0
     assert "no dev data (--dev): no model selection" in capsys.readouterr().out
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["best"] == {"accuracy": None, "step": 2}
+    assert results["best"] == {"metric": None, "score": None, "step": 2}
     model, tok = xlmlib.load(tmp_path / "run" / "best", task="sequence-classification")
     assert tok is not None and model.config.labels == ("contradiction", "entailment", "neutral")
 

@@ -82,7 +82,7 @@ def test_finetune_clamps_max_len_to_the_model_and_reports_cut_text(tiny_dir, tmp
 def test_finetune_rejects_bad_input(tiny_dir, tmp_path):
     model, tok = _load(tiny_dir)
     encoder, _ = xlmlib.load(tiny_dir, task="encoder")
-    with pytest.raises(TypeError, match="SequenceClassifier or TokenClassifier, got Encoder"):
+    with pytest.raises(TypeError, match="SequenceClassifier, TokenClassifier or QuestionAnswering model, got Encoder"):
         xlmlib.finetune(encoder, tok, PAIRS)
     with pytest.raises(ValueError, match="the model has 2 labels but the data has 3"):
         xlmlib.finetune(model, tok, [*PAIRS, {"text": "x", "label": "neutral"}])

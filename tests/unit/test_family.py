@@ -55,10 +55,10 @@ def test_transformers_class_names_come_from_the_family_and_the_class():
             assert arch is None or arch in TABLES[family.name].heads, arch
 
 
-def test_one_registry_for_load_saved_names_and_finetuning():
+def test_one_table_for_load_saved_names_and_finetuning():
     assert tasks.task_class("masked-lm") is tasks.task_class("MaskedLM") is xlmlib.MaskedLM
     assert tasks.task_class("sequence") is xlmlib.SequenceClassifier  # `xlmlib finetune --task sequence`
-    assert set(tasks.finetune_tasks()) == {"sequence", "token"}
+    assert set(tasks.finetune_tasks()) == {"sequence", "token", "qa", "qa-beam"}
     assert set(tasks.task_names()) == {"encoder", "masked-lm", "causal-lm", "sequence-classification",
                                        "token-classification", "question-answering", "question-answering-beam",
                                        "multiple-choice", "translation"}

@@ -1,5 +1,6 @@
 """`xlmlib` command line. Each verb is a (help, configure, run) entry of VERBS, its code in the module of its
-kind (models.py: a model used as it is; training.py; mt/cli.py: translation); errors print one line and exit 1
+kind (models.py: a model used as it is; training.py; mt/cli.py: translation; qa/cli.py: answering;
+evaluation/cli.py: evaluate, classify, tag, mine); errors print one line and exit 1
 (the traceback only with --debug). main(argv) runs a command in this process as the `xlmlib` command does."""
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ import contextlib
 import logging
 import sys
 
+from ..evaluation import cli as eval_cli
 from ..mt import cli as mt_cli
+from ..qa import cli as qa_cli
 from . import models, training
 
 logger = logging.getLogger("xlmlib.cli")
@@ -49,6 +52,24 @@ VERBS = {
     "translate": (("translate lines with an XLM encoder-decoder (greedy or beam search, as the original)\n"
                    "  example: xlmlib translate --model ./mt-deen --src de --tgt en --beam 5 < in.de > out.en"),
                   mt_cli.configure_translate, mt_cli.run_translate),
+    "classify": (("label texts (or text pairs) with a fine-tuned sequence classifier, by its saved label names\n"
+                  "  example: xlmlib classify --model runs/xnli/best --pair \"Ein Tier ruht.\" \"Der Hund schläft.\""),
+                 eval_cli.configure_classify, eval_cli.run_classify),
+    "tag": (("label every word of a text with a fine-tuned token classifier, and list the entities found\n"
+             "  example: xlmlib tag --model runs/ner/best \"Tom wohnt in Paris.\""),
+            eval_cli.configure_tag, eval_cli.run_tag),
+    "evaluate": (("score a fine-tuned model on one test file per language, with the task's metric and the mean\n"
+                  "  example: xlmlib evaluate runs/xnli/best --task sequence --test de=test.de.tsv fr=test.fr.tsv "
+                  "--out results.json"),
+                 eval_cli.configure_evaluate, eval_cli.run_evaluate),
+    "mine": (("find each source sentence's best translation among target sentences (margin scoring, exact k-NN)\n"
+              "  example: xlmlib mine --model xlmlib-mini --src sents.de --tgt sents.en --threshold 1.05 "
+              "--output pairs.tsv"),
+             eval_cli.configure_mine, eval_cli.run_mine),
+    "answer": (("answer questions from a context with a QA model (the question-answering pipeline's rules)\n"
+                "  example: xlmlib answer --model ./xlmr-squad --question \"Who wrote it?\" --context \"...\"\n"
+                "  --input dev.json (SQuAD format) answers every question by run_qa's rules and prints EM / F1"),
+               qa_cli.configure_answer, qa_cli.run_answer),
     "train-mt": (("train translation: supervised (mt), denoising (ae), back-translation (bt); BLEU on --valid\n"
                   "  example: xlmlib train-mt --model xlmlib-mini --langs de,en --parallel train.de train.en "
                   "--mt-steps de-en --valid valid.de valid.en --steps 2000 --out runs/mt\n"

@@ -68,13 +68,20 @@ def run_finetune(args) -> int:
     cfg = config_of(args, FinetuneConfig)
     result = run_finetune(cfg, resume=args.resume, device=args.device)
     best = result["best"]
-    if best["accuracy"] is None:
+    if best["score"] is None:
         print(f"no dev data (--dev): no model selection; {Path(cfg.out, 'best')} holds the model after step "
               f"{best['step']}")
     else:
-        print(f"best dev accuracy {100 * best['accuracy']:.2f}% at step {best['step']} (model in "
+        print(f"best dev {best['metric']} {100 * best['score']:.2f}% at step {best['step']} (model in "
               f"{Path(cfg.out, 'best')})")
     for path, res in result["test"].items():
         print(f"test {path}:")
-        print(accuracy_table(res))
+        if "exact_match" in res:  # QA: EM / F1 in percent, as the official scripts give them
+            print(f"  exact match {res['exact_match']:.2f}, F1 {res['f1']:.2f} ({res['n']} questions)")
+        else:
+            print(accuracy_table(res))
+    if len(result["test"]) > 1:  # the languages side by side, as `xlmlib evaluate` prints them
+        from ..evaluation.run import table
+
+        print(table(result["evaluation"]))
     return 0

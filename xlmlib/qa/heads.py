@@ -29,6 +29,7 @@ class QuestionAnswering(TaskModel):
 
     task = "question-answering"
     head_prefixes = ("qa_outputs",)
+    finetune_task = "qa"
     hf_suffix = (("xlm", "ForQuestionAnsweringSimple"), ("roberta", "ForQuestionAnswering"))
 
     def __init__(self, config: ModelConfig):
@@ -85,6 +86,7 @@ class QuestionAnsweringBeam(TaskModel):
 
     task = "question-answering-beam"
     head_prefixes = ("qa_head",)
+    finetune_task = "qa-beam"
     hf_suffix = (("xlm", "ForQuestionAnswering"),)  # transformers has no XLM-R beam head
 
     def __init__(self, config: ModelConfig):

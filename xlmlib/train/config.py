@@ -27,6 +27,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "bf16-weights", "fp16")
 SHARDINGS = ("ddp", "fsdp")
 # aot_eager: the same graph capture without code generation; cudagraphs: inductor replaying CUDA graphs
 COMPILE_BACKENDS = ("off", "inductor", "aot_eager", "cudagraphs")
+TASK_MAX_LEN = {"qa": 384, "qa-beam": 384}  # fine-tuning's max_len when none is given (else 128)
 
 
 # The --init help, the same for every training verb (tasks.build_model applies the rule).
@@ -167,16 +168,21 @@ class FinetuneConfig(OptimConfig):
 
     model: str = opt("", MODEL_HELP)
     init: str = opt("pretrained", INIT_HELP, choices=INITS)
-    task: str = opt("sequence", "sequence or token classification", choices=lambda: tuple(finetune_tasks()))
-    train: tuple[str, ...] = opt((), "TSV / JSONL (sequence) or CoNLL (token) files")
-    dev: tuple[str, ...] = opt((), "files evaluated during training; the best model is kept in OUT/best")
-    test: tuple[str, ...] = opt((), "files evaluated with the best model at the end")
+    task: str = opt("sequence", "sequence or token classification, or extractive question answering (qa; qa-beam: "
+                    "XLM's beam-search span head)", choices=lambda: tuple(finetune_tasks()))
+    train: tuple[str, ...] = opt((), "TSV / JSONL (sequence), CoNLL (token) or SQuAD JSON (qa, qa-beam) files")
+    dev: tuple[str, ...] = opt((), "files evaluated during training; the best model (by accuracy; token: entity F1; "
+                               "qa: F1) is kept in OUT/best")
+    test: tuple[str, ...] = opt((), "files evaluated with the best model at the end: PATH (its language from --lang or "
+                               "a lang column) or LANG=PATH, one table row per item")
     labels: tuple[str, ...] = opt((), "label names in id order (default: sorted from --train)", comma=True)
     lang: str = opt("", "language of files that do not say it per example")
     tokenizer: str = opt("", "tokenizer source (default: the model's)")
     out: str = opt("", "output folder: best/ (the best dev model with its tokenizer), results.json, checkpoint.pt, "
                    "metrics.jsonl, loss.png")
-    max_len: int = opt(128, "tokens per example, framing included; cut to the model's limit")
+    max_len: int = opt(0, "tokens per example (a QA window), framing included; cut to the model's limit "
+                          "(default: 128; 384 for qa and qa-beam, as run_qa)")
+    doc_stride: int = opt(128, "qa: context tokens shared by consecutive windows of a long context")
     patience: int = opt(0, "stop after this many evaluations without a better dev score (0: never)")
     lr: float = 1e-5
     batch_size: int = 16
@@ -189,8 +195,12 @@ class FinetuneConfig(OptimConfig):
         problems = self.check()
         if self.task not in finetune_tasks():
             problems.append(f"task must be one of {tuple(finetune_tasks())}, got {self.task!r}")
+        if self.max_len == 0:  # the task's usual length
+            object.__setattr__(self, "max_len", TASK_MAX_LEN.get(self.task, 128))
         if self.max_len < 4:
             problems.append(f"max_len must be >= 4, got {self.max_len}")
+        if self.doc_stride < 0:
+            problems.append(f"doc_stride must be >= 0, got {self.doc_stride}")
         if problems:
             raise ValueError("invalid FinetuneConfig: " + "; ".join(problems))
 

@@ -2,8 +2,9 @@
 
 The files are read by readers.py (strict: a malformed file is refused before anything is encoded). Word
 labels go to the first sub-token of each word and -100 to the rest and to the framing, through the word
-index of every token (word_ids), so it is right for BPE and SentencePiece alike. Dev accuracy is computed
-per language; the best dev model is kept in OUT/best (without dev data, the model after the last step).
+index of every token (word_ids), so it is right for BPE and SentencePiece alike. Dev scores (accuracy; entity F1
+for token tasks) are computed per language; the best dev model is kept in OUT/best (without dev data, the
+model after the last step).
 The label names are saved with the model (config.labels, transformers' id2label) and read back from it.
 """
 
@@ -27,12 +28,14 @@ from . import distributed as D
 from .config import FinetuneConfig
 from .data import EpochOrder
 from .readers import Example, check_label_set, read_examples
+from .selection import fit_and_select
 from .sources import lang_ids
 from .step import ClassificationLoss, model_inputs
 from .text import TextEncoder, TokenizerAdapter, load_text_encoder
-from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
+
+QA_TASKS = ("qa", "qa-beam")  # xlmlib/qa/train.py fine-tunes these
 
 def text_encoder(tok) -> TextEncoder:
     """What fine-tuning encodes with: an xlmlib tokenizer frames its output (<s> ... </s>), so it is wrapped
@@ -70,13 +73,15 @@ class Encoded:
         _check_encoder(encoder)
         label_id = {name: i for i, name in enumerate(labels)}
         self.rows, self.targets, self.langs = [], [], [e.lang for e in examples]
+        self.tags = [list(e.tags) for e in examples] if task == "token" else None  # gold, for entity F1
+        self.labels = list(labels)
         framing = family_of(cfg).framing(cfg)
         n_cut = 0
         for e in examples:
             if task == "token":
-                ids, tgt, cut = _encode_words(e, encoder, label_id, framing, max_len)
+                ids, tgt, cut = encode_words(e, encoder, label_id, framing, max_len)
             else:
-                ids, tgt, cut = _encode_pair(e, encoder, label_id, framing, max_len)
+                ids, tgt, cut = encode_pair(e, encoder, label_id, framing, max_len)
             self.rows.append(ids)
             self.targets.append(tgt)
             n_cut += cut
@@ -113,7 +118,7 @@ def _label(label_id, name, e: Example):
     return label_id[name]
 
 
-def _encode_pair(e: Example, encoder, label_id, framing: Framing, max_len):
+def encode_pair(e: Example, encoder, label_id, framing: Framing, max_len):
     """The pair (or single text) framed; the longer side is cut first so the whole fits max_len.
     Also says whether anything was cut."""
     lang = e.lang or None  # the example's language picks the tokenizer's rules (XLM's Moses)
@@ -126,7 +131,7 @@ def _encode_pair(e: Example, encoder, label_id, framing: Framing, max_len):
     return framing.frame(a, b or None), _label(label_id, e.label, e), cut
 
 
-def _encode_words(e: Example, encoder, label_id, framing: Framing, max_len):
+def encode_words(e: Example, encoder, label_id, framing: Framing, max_len):
     """Each word encoded alone (SentencePiece then marks it word-initial, as pre-split input should be);
     its tag goes to its first sub-token (word_ids), -100 to the other sub-tokens and the framing."""
     ids, tgt, cut = [], [], False
@@ -153,39 +158,77 @@ class ExampleSource:
 
 @torch.no_grad()
 def evaluate(model, data: Encoded, *, batch_size: int = 64, device="cpu") -> dict:
-    """Accuracy overall and per language: {"accuracy": a, "per_lang": {lang: a}, "n": n}."""
-    correct, total = defaultdict(int), defaultdict(int)
+    """Sequence tasks: accuracy overall and per language, {"accuracy", "per_lang": {lang: accuracy}, "n"}.
+    Token tasks with entity tags: entity F1 as seqeval computes it (IOB2 chunks, lenient; the words' labels are
+    the predictions at their first sub-tokens), {"f1", "precision", "recall", "per_type", "per_lang": {lang: f1},
+    "n"}: the figure NER papers report (token accuracy, most of it O, is not). Other tags (part of speech):
+    word accuracy, as XTREME reports POS."""
     was_training = model.training
     model.eval()
+    predicted = []
     for start in range(0, len(data), batch_size):
         index = list(range(start, min(start + batch_size, len(data))))
         batch = {k: v.to(device) for k, v in data.collate(index).items()}
         pred = model(**model_inputs(batch)).logits.argmax(-1)
-        hit = pred == batch["labels"]
-        for row, i in enumerate(index):
-            keep = batch["labels"][row] != IGNORE_INDEX
-            correct[data.langs[i]] += int(hit[row][keep].sum())
-            total[data.langs[i]] += int(keep.sum())
+        for row in range(len(index)):
+            keep = batch["labels"][row] != IGNORE_INDEX if data.task == "token" else slice(None)
+            predicted.append(pred[row][keep].tolist() if data.task == "token" else int(pred[row]))
     model.train(was_training)
+    if data.task == "token" and token_metric(data.labels) == "f1":
+        return _entity_scores(data, predicted)
+    correct, total = defaultdict(int), defaultdict(int)
+    for lang, guess, gold in zip(data.langs, predicted, data.targets):
+        if data.task == "token":  # tags that are no entities (part of speech): the share of words right
+            gold = [t for t in gold if t != IGNORE_INDEX]
+            correct[lang] += sum(g == p for g, p in zip(gold, guess))
+            total[lang] += len(gold)
+        else:
+            correct[lang] += guess == gold
+            total[lang] += 1
     n = sum(total.values())
-    per_lang = {lang: correct[lang] / total[lang] for lang in sorted(total) if total[lang]}
+    per_lang = {lang: correct[lang] / total[lang] for lang in sorted(total)}
     return {"accuracy": sum(correct.values()) / max(n, 1), "per_lang": per_lang, "n": n}
 
 
+def token_metric(labels) -> str:
+    """A token task's metric: entity F1 for entity tags (O, B-PER, ...), word accuracy for other tags."""
+    from ..evaluation.entities import is_entity_tagset
+
+    return "f1" if is_entity_tagset(labels) else "accuracy"
+
+
+def _entity_scores(data: Encoded, predicted: list[list[int]]) -> dict:
+    """Entity metrics of tag predictions against the gold tags; words cut off by max_len are predicted O (their
+    entities count as missed: the honest figure for a model that never saw them)."""
+    from ..evaluation.entities import entity_metrics
+
+    names = [[data.labels[i] for i in row] for row in predicted]
+    names = [row + ["O"] * (len(gold) - len(row)) for row, gold in zip(names, data.tags)]
+    overall = entity_metrics(data.tags, names)
+    by_lang = defaultdict(list)
+    for k, lang in enumerate(data.langs):
+        by_lang[lang].append(k)
+    per_lang = {lang: entity_metrics([data.tags[k] for k in ks], [names[k] for k in ks])["f1"]
+                for lang, ks in sorted(by_lang.items())}
+    return {**overall, "per_lang": per_lang, "n": len(data.tags)}
+
+
 def accuracy_table(results: dict) -> str:
-    """A plain-text table of per-language accuracy (for logs and the CLI)."""
-    lines = [f"{'lang':<8}{'accuracy':>10}"]
-    lines += [f"{lang or '-':<8}{100 * acc:>9.2f}%" for lang, acc in results["per_lang"].items()]
-    lines.append(f"{'all':<8}{100 * results['accuracy']:>9.2f}%  ({results['n']} targets)")
+    """A plain-text table of the per-language score (accuracy, or entity F1 for token tasks) for logs and the
+    CLI."""
+    metric = "accuracy" if "accuracy" in results else "f1"
+    unit = "targets" if metric == "accuracy" else "sentences"
+    lines = [f"{'lang':<8}{metric:>10}"]
+    lines += [f"{lang or '-':<8}{100 * value:>9.2f}%" for lang, value in results["per_lang"].items()]
+    lines.append(f"{'all':<8}{100 * results[metric]:>9.2f}%  ({results['n']} {unit})")
     return "\n".join(lines)
 
 
 def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequence[Example], cfg: FinetuneConfig,
              *, labels: Sequence[str], dist: D.Dist | None = None, resume: bool = False) -> dict:
     """Fine-tune `model` in place on examples, its label names set to `labels` (config.labels, saved with
-    it). With dev data it evaluates every cfg.eval_every steps (and at the end), keeps the best dev model in
-    OUT/best and reloads it into `model`; without, OUT/best is the model after the last step and no
-    selection is made (best["accuracy"] is None). Returns {"best": ..., "records": ...}."""
+    it), with dev selection by accuracy (token tasks: entity F1; selection.fit_and_select: the best dev model in OUT/best, reloaded
+    into `model`; without dev data, the model after the last step). Returns {"best": ..., "records": ...}."""
     _check_encoder(encoder)
     check_classes(model, labels)
     cfg = clamped(cfg, model)
@@ -195,35 +238,10 @@ def finetune(model, encoder: TextEncoder, train: Sequence[Example], dev: Sequenc
     enc = {"encoder": encoder, "cfg": model.config, "labels": labels, "task": cfg.task, "max_len": cfg.max_len,
            "langs": langs}
     train_data, dev_data = Encoded(train, **enc), Encoded(dev, **enc)
-    out, best = Path(cfg.out), {"accuracy": -1.0, "step": 0, "since": 0}
-    if resume:
-        best.update(_best_so_far(out))
-
-    def on_eval(module, step):
-        res = evaluate(model, dev_data, device=d.device)
-        best["since"] += 1
-        if res["accuracy"] > best["accuracy"]:
-            best.update(accuracy=res["accuracy"], per_lang=res["per_lang"], step=step, since=0)
-            if d.main:
-                save_with_tokenizer(model, encoder, out / "best")
-        stop = bool(cfg.patience) and best["since"] >= cfg.patience
-        return {"dev_accuracy": res["accuracy"], "stop": stop}
-
-    trainer = Trainer(ClassificationLoss(model), cfg, ExampleSource(train_data, cfg.batch_size, cfg.seed),
-                      out_dir=out, evaluate=on_eval if len(dev_data) else None, dist=d)
-    records = trainer.fit(resume=resume)
-    best.pop("since")
-    if not len(dev_data):
-        best = {"accuracy": None, "step": trainer.step}
-        if d.main:
-            save_with_tokenizer(model, encoder, out / "best")
-        logger.warning("no dev data: no model selection was made; %s holds the model after the last step (%d)",
-                       out / "best", trainer.step)
-    D.barrier(d)  # rank 0 has finished writing OUT/best
-    if len(dev_data) and (out / "best").is_dir():
-        best_model = type(model).from_pretrained(out / "best")
-        model.load_state_dict(best_model.state_dict())
-    return {"best": best, "records": records}
+    evaluate_dev = (lambda: evaluate(model, dev_data, device=d.device)) if len(dev_data) else None
+    return fit_and_select(model, ClassificationLoss(model), ExampleSource(train_data, cfg.batch_size, cfg.seed), cfg,
+                          metric=token_metric(labels) if cfg.task == "token" else "accuracy", evaluate=evaluate_dev, dist=d,
+                          resume=resume, save=lambda folder: save_with_tokenizer(model, encoder, folder))
 
 
 def model_labels(model, data_labels: Sequence[str], given: Sequence[str] = ()) -> tuple[str, ...]:
@@ -253,17 +271,6 @@ def _head_keys(model) -> list[str]:
     return [k for k in model.state_dict() if k.split(".")[0] in type(model).head_prefixes]
 
 
-def _best_so_far(out: Path) -> dict:
-    """The best dev score an interrupted run logged (so --resume keeps OUT/best unless it is beaten)."""
-    from .metrics import read_metrics
-
-    evals = [r for r in read_metrics(out / "metrics.jsonl") if "dev_accuracy" in r]
-    if not evals:
-        return {}
-    top = max(evals, key=lambda r: r["dev_accuracy"])
-    return {"accuracy": top["dev_accuracy"], "step": top["step"], "since": sum(r["step"] > top["step"] for r in evals)}
-
-
 def save_with_tokenizer(model, encoder, folder: Path) -> None:
     """model.save_pretrained plus the tokenizer it was trained with, so the folder loads on its own."""
     model.save_pretrained(folder)
@@ -280,6 +287,32 @@ def evaluate_examples(model, encoder, examples, cfg: FinetuneConfig, labels, *, 
     return evaluate(model, data, device=device or next(model.parameters()).device)
 
 
+def test_specs(items, lang: str) -> list[tuple[str, str, str]]:
+    """(key, path, language) of each --test item: `de=PATH` (the language's row of the table, as `xlmlib
+    evaluate --test` takes it) or a bare path (its language from --lang or the file's lang column)."""
+    out = []
+    for item in items:
+        code, sep, path = str(item).partition("=")
+        if sep and code and all(c.isalnum() or c in "-_" for c in code) and not Path(item).exists():
+            out.append((code, path, code))
+        else:
+            out.append((str(item), str(item), lang))
+    return out
+
+
+def evaluation_table(task: str, tests: dict[str, dict]) -> dict | None:
+    """The test results as `xlmlib evaluate` tabulates them: one row per --test item and the mean."""
+    from ..evaluation.run import MEANS, METRIC
+
+    if not tests:
+        return None
+    kind = "qa" if task in QA_TASKS else task
+    metric = METRIC[kind] if all(METRIC[kind] in r for r in tests.values()) else "accuracy"  # POS tags: accuracy
+    keys = [k for k in MEANS[kind] if all(k in r for r in tests.values())] or [metric]
+    mean = {k: sum(r[k] for r in tests.values()) / len(tests) for k in keys}
+    return {"task": kind, "metric": metric, "per_lang": tests, "mean": mean}
+
+
 def _collect(files, task, lang) -> list[Example]:
     return [e for f in files for e in read_examples(f, task, lang=lang)]
 
@@ -287,11 +320,15 @@ def _collect(files, task, lang) -> list[Example]:
 def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, device: str | None = None) -> dict:
     """`xlmlib finetune`: read the files (refused before anything else when malformed), fine-tune, evaluate
     the best dev model on the test files. Writes OUT/results.json ({"best": ..., "labels": ..., "test": {file:
-    per-language accuracy}}) and returns it."""
+    per-language scores}}) and returns it."""
     if not cfg.model or not cfg.out or not cfg.train:
         raise ValueError("finetune needs --model, --train FILE... and --out")
+    if cfg.task in QA_TASKS:
+        from ..qa.train import run_finetune_qa
+
+        return run_finetune_qa(cfg, resume=resume, device=device)
     train, dev = _collect(cfg.train, cfg.task, cfg.lang), _collect(cfg.dev, cfg.task, cfg.lang)
-    tests = {str(path): read_examples(path, cfg.task, lang=cfg.lang) for path in cfg.test}
+    tests = {key: read_examples(path, cfg.task, lang=lang) for key, path, lang in test_specs(cfg.test, cfg.lang)}
     found = check_label_set(train, "--train " + " ".join(cfg.train)) if not cfg.labels else tuple(cfg.labels)
     d = D.setup(device)
     encoder = load_text_encoder(cfg.tokenizer or cfg.model)
@@ -304,9 +341,10 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, device: str | Non
     result = finetune(model, encoder, train, dev, cfg, labels=labels, dist=d, resume=resume)
     result["labels"], result["test"] = list(labels), {}
     codes = sorted({e.lang for e in [*train, *dev]})
-    for path, examples in tests.items():
-        result["test"][path] = evaluate_examples(model, encoder, examples, cfg, labels, device=d.device,
-                                                 lang_codes=codes)
+    for key, examples in tests.items():
+        result["test"][key] = evaluate_examples(model, encoder, examples, cfg, labels, device=d.device,
+                                                lang_codes=codes)
+    result["evaluation"] = evaluation_table(cfg.task, result["test"])
     result.pop("records")
     if d.main:
         write_json(Path(cfg.out, "results.json"), result)

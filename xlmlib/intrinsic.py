@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .api import embed
+from .evaluation import mining
 
 
 def _maskable(ids: torch.Tensor, tok, exclude_unk: bool) -> torch.Tensor:
@@ -56,22 +57,20 @@ def unigram_accuracy(counts: np.ndarray, targets: torch.Tensor, *, top_k: int = 
 
 
 def retrieval_accuracy(model, tok, source: Sequence[str], target: Sequence[str], *, batch_size: int = 64,
-                       center: bool = False) -> dict:
+                       center: bool = False, margin: str | None = None, k: int = 4) -> dict:
     """Line i of `source` and of `target` are translations. Each sentence's nearest neighbour (cosine of
     mean-pooled embeddings) among the other side's sentences: the share that finds its own translation,
     source->target and target->source, and chance (1 / number of pairs). center=True first subtracts each
-    side's mean vector, which removes what all sentences of a language share (Libovický et al. 2020)."""
+    side's mean vector, which removes what all sentences of a language share (Libovický et al. 2020).
+    margin="ratio" / "distance" ranks by the margin score over k neighbours instead (evaluation.mining)."""
     if len(source) != len(target) or not source:
         raise ValueError(f"retrieval needs aligned, non-empty sides; got {len(source)} and {len(target)} lines")
     a = embed(model, tok, list(source), batch_size=batch_size, progress=False)
     b = embed(model, tok, list(target), batch_size=batch_size, progress=False)
     if center:
-        a = torch.nn.functional.normalize(a - a.mean(0), dim=-1)
-        b = torch.nn.functional.normalize(b - b.mean(0), dim=-1)
-    sim = a @ b.T
-    gold = torch.arange(len(source))
-    return {"forward": float((sim.argmax(1) == gold).float().mean()),
-            "backward": float((sim.argmax(0) == gold).float().mean()), "chance": 1 / len(source)}
+        a, b = a - a.mean(0), b - b.mean(0)  # normalised again by the retrieval below
+    found = mining.retrieval_accuracy(None, None, a, b, margin=margin, k=k, progress=False)
+    return {key: found[key] for key in ("forward", "backward", "chance")}
 
 
 __all__ = ["masked_token_accuracy", "retrieval_accuracy", "unigram_accuracy"]
