@@ -119,6 +119,29 @@ def baselines(path: Path, seed: int) -> dict[str, dict]:
     return {name: qa.qa_metrics({e.id: rule(e) for e in examples}, refs) for name, rule in rules.items()}
 
 
+def per_language(path: Path, out: Path) -> dict[str, Path]:
+    """The held-out file split by language (its articles), for xlmlib.evaluate's per-language table."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    files = {}
+    for article in data["data"]:
+        files[article["title"]] = out / f"heldout.{article['title']}.json"
+        files[article["title"]].write_text(json.dumps({"version": data["version"], "data": [article]},
+                                                      ensure_ascii=False), encoding="utf-8")
+    return files
+
+
+def render(report: dict, args) -> str:
+    rows = [(f"{args.model} fine-tuned ({args.steps} steps)", report["model"])] + list(report["baselines"].items())
+    lines = [f"| held-out questions ({report['model']['n']}) | EM | F1 |", "|---|---|---|"]
+    lines += [f"| {name} | {m['exact_match']:.1f} | {m['f1']:.1f} |" for name, m in rows]
+    table = report["per_lang"]["per_lang"]
+    lines += ["", "| " + " | ".join(["F1 per language"] + list(table)) + " |", "|---" * (len(table) + 1) + "|",
+              "| " + " | ".join(["fine-tuned"] + [f"{r['f1']:.1f} ({r['n']})" for r in table.values()]) + " |"]
+    lines.append(f"\nbest dev step {report['best_step']}; fine-tuning and evaluation {report['wall_s']} s wall, "
+                 f"{report['cpu_s']} s CPU")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", default=os.environ.get("XLMLIB_ASSETS", str(DEFAULT_ASSETS)))
@@ -143,14 +166,12 @@ def main(argv=None) -> int:
                              doc_stride=args.doc_stride, eval_every=max(args.steps // 4, 1), seed=args.seed,
                              warmup_steps=args.steps // 10)
     wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
-    report = {"model": result["test"], "baselines": baselines(files["heldout"], args.seed),
+    per_lang = xlmlib.evaluate(model, tok, "qa", per_language(files["heldout"], out), max_len=args.max_len,
+                               doc_stride=args.doc_stride)
+    report = {"model": result["test"], "per_lang": per_lang, "baselines": baselines(files["heldout"], args.seed),
               "best_step": result["best"]["step"], "wall_s": round(wall), "cpu_s": round(cpu), "args": vars(args)}
     (out / "results.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    rows = [(f"{args.model} fine-tuned ({args.steps} steps)", report["model"])] + list(report["baselines"].items())
-    print(f"| held-out questions ({report['model']['n']}) | EM | F1 |\n|---|---|---|")
-    for name, m in rows:
-        print(f"| {name} | {m['exact_match']:.1f} | {m['f1']:.1f} |")
-    print(f"\nbest dev step {report['best_step']}; fine-tuning and evaluation {wall:.0f} s wall, {cpu:.0f} s CPU")
+    print(render(report, args))
     return 0
 
 

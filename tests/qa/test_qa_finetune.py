@@ -94,3 +94,23 @@ def test_resume_keeps_the_best_score_logged_before(tmp_path):
     best = {"metric": "f1", "score": None, "step": 0}
     assert best_so_far(tmp_path, "f1", best) == 1 and best == {"metric": "f1", "score": 0.7, "step": 4}
     assert FinetuneConfig(task="qa").max_len == 384 and FinetuneConfig().max_len == 128
+
+
+def test_evaluate_scores_qa_per_language_on_the_given_windows(squad_files, tmp_path, assets):
+    """xlmlib.evaluate's QA rows are qa_metrics of predict on the same windows: max_len/doc_stride reach it (48/16
+    cut these contexts into several windows, so 384/128 answers differently here), through the verb as well."""
+    from xlmlib.qa import predict, qa_metrics
+    from xlmlib.qa.squad import read_squad, references
+
+    model, tok = xlmlib.load(save_tiny_xlmr(tmp_path / "tiny", assets, xlmlib.QuestionAnswering),
+                             task="question-answering")
+    examples, _ = read_squad(squad_files["dev"])
+    small = predict(model, tok, examples, max_len=48, doc_stride=16, progress=False)
+    assert small != predict(model, tok, examples, progress=False)
+    table = xlmlib.evaluate(model, tok, "qa", {"de": squad_files["dev"]}, max_len=48, doc_stride=16)
+    assert table["per_lang"]["de"] == qa_metrics(small, references(examples), lang="de")
+    assert table["mean"]["f1"] == table["per_lang"]["de"]["f1"]
+    done = cli("evaluate", tmp_path / "tiny", "--task", "qa", "--test", f"de={squad_files['dev']}",
+               "--max-len", "48", "--doc-stride", "16")
+    assert done.code == 0, done.err
+    assert f"{table['per_lang']['de']['f1']:.2f}%" in done.out  # QA's F1 is a percentage already

@@ -26,6 +26,8 @@ def configure_evaluate(p: argparse.ArgumentParser) -> None:
                    "matplotlib is installed (default: print only)")
     p.add_argument("--margin", choices=("ratio", "distance"), default=None,
                    help="retrieval: margin scoring with k=4 instead of cosine (default: cosine)")
+    p.add_argument("--max-len", type=int, default=384, help="qa: tokens per window (default: 384)")
+    p.add_argument("--doc-stride", type=int, default=128, help="qa: tokens consecutive windows share (default: 128)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one beside the model)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto: CUDA when present (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="inputs per forward pass (default: 32)")
@@ -41,7 +43,8 @@ def run_evaluate(args) -> int:
 
     args.lang = None  # the languages come with the files
     model, tok = load_for(args, _TASK_CLASS[args.task])
-    results = evaluate(model, tok, args.task, args.test, batch_size=args.batch_size, margin=args.margin)
+    results = evaluate(model, tok, args.task, args.test, batch_size=args.batch_size, margin=args.margin,
+                       max_len=args.max_len, doc_stride=args.doc_stride)
     print(table(results))
     if args.out:
         png = write_results(results, args.out)

@@ -44,11 +44,12 @@ def parse_tests(items) -> dict[str, str]:
 
 
 def evaluate(model, tok, task: str, tests, *, batch_size: int = 32, margin: str | None = None,
-             progress: bool | None = None) -> dict:
+             max_len: int = 384, doc_stride: int = 128, progress: bool | None = None) -> dict:
     """Each language's score on its file (tests: {lang: path} or LANG=PATH items) and the mean over languages.
     The language code goes to the model where it has a use for it (XLM); retrieval's `de-en` key names both
     sides' languages, and its path is SRC_FILE:TGT_FILE (line-aligned). margin: retrieval by margin scoring
-    ("ratio" or "distance", k=4) instead of cosine."""
+    ("ratio" or "distance", k=4) instead of cosine. max_len, doc_stride: QA's windows (run_qa's 384 / 128; a
+    model fine-tuned on other windows is evaluated on those)."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     tests = parse_tests(tests)
@@ -58,9 +59,10 @@ def evaluate(model, tok, task: str, tests, *, batch_size: int = 32, margin: str 
     metric = METRIC[task]
     if task == "token" and not is_entity_tagset(model.config.labels):
         metric = "accuracy"  # tags that are no entities (part of speech): word accuracy, as XTREME's POS
-    per_lang = {}
+    per_lang, windows = {}, {"max_len": max_len, "doc_stride": doc_stride}
     for lang, path in tests.items():
-        per_lang[lang] = run(model, tok, lang, path, batch_size=batch_size, margin=margin, progress=progress)
+        per_lang[lang] = run(model, tok, lang, path, batch_size=batch_size, margin=margin, progress=progress,
+                             **(windows if task == "qa" else {}))
         logger.info("%s: %s %.4f (n=%d)", lang, metric, per_lang[lang][metric], per_lang[lang]["n"])
     keys = [key for key in MEANS[task] if all(key in r for r in per_lang.values())] or [metric]
     mean = {key: statistics.fmean(r[key] for r in per_lang.values()) for key in keys}
@@ -111,7 +113,7 @@ def _token(model, tok, lang, path, *, batch_size, margin, progress) -> dict:
     return {**entity_metrics(gold, predicted), "n": len(examples)}
 
 
-def _qa(model, tok, lang, path, *, batch_size, margin, progress) -> dict:
+def _qa(model, tok, lang, path, *, batch_size, margin, progress, max_len, doc_stride) -> dict:
     from ..qa.answer import predict
     from ..qa.metrics import qa_metrics
     from ..qa.squad import read_squad, references
@@ -119,7 +121,7 @@ def _qa(model, tok, lang, path, *, batch_size, margin, progress) -> dict:
     examples, _ = read_squad(_file(path))
     version_2 = any(e.is_impossible for e in examples)
     predictions = predict(model, tok, examples, lang=_model_code(model, tok, lang), version_2=version_2,
-                          batch_size=batch_size, progress=bool(progress))
+                          max_len=max_len, doc_stride=doc_stride, batch_size=batch_size, progress=bool(progress))
     return qa_metrics(predictions, references(examples), lang=lang)
 
 
