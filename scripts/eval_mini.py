@@ -75,7 +75,10 @@ def retrieval_report(models: dict, tok, pairs, *, center: bool = False) -> dict:
     return out
 
 
-def finetune_report(model_src: str, tokenizer: str, assets: Path, work: Path, steps: int, label: str) -> dict:
+def finetune_report(model_src: str, tokenizer: str, assets: Path, work: Path, steps: int, label: str,
+                    init: str = "pretrained") -> dict:
+    """German PAWS-X and XNLI test accuracy of model_src fine-tuned from its weights (init="pretrained") or from
+    a random initialisation of its architecture (init="random")."""
     paws = assets / "pawsx-de"
     rows = (paws / "dev.tsv").read_text(encoding="utf-8").splitlines()
     write_text(work / "paws-train.tsv", "\n".join(rows[:-200]) + "\n")
@@ -88,7 +91,7 @@ def finetune_report(model_src: str, tokenizer: str, assets: Path, work: Path, st
         cfg = FinetuneConfig(model=model_src, tokenizer=tokenizer, train=(str(train),), dev=(str(dev),),
                              test=(str(test),), out=str(work / f"{task}-{label}"), steps=steps,
                              batch_size=32, lr=2e-4, warmup_steps=40, eval_every=50, max_len=128, seed=0,
-                             progress=False, lang="de")
+                             progress=False, lang="de", init=init)
         result = run_finetune(cfg)
         majority = Counter(e.label for e in read_classification(train)).most_common(1)[0][0]
         gold = [e.label for e in read_classification(test)]
@@ -132,7 +135,8 @@ def main(argv=None) -> int:
             steps = args.finetune_steps
             report["finetune"] = {
                 "mlm+tlm": finetune_report(args.model, args.model, args.assets, Path(work), steps, "pretrained"),
-                "random": finetune_report("xlmlib-mini", args.model, args.assets, Path(work), steps, "random")}
+                "random": finetune_report(args.model, args.model, args.assets, Path(work), steps, "random",
+                                          init="random")}
     report.setdefault("seconds", {})[args.parts] = time.perf_counter() - start
     write_json(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if not k.startswith("retrieval")}, indent=1)[:4000])

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xlmlib.atomic import write_json, write_text
 from xlmlib.tatoeba import read_pairs, split
 
+
 def write_split(out: Path, train, held) -> dict:
     english = list(dict.fromkeys(e for ps in train.values() for _, e in ps))
     files = {out / "train" / "mono" / "train.eng": english}

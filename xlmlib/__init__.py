@@ -21,6 +21,7 @@ from .mt.translate import translate
 from .qa import QuestionAnswering, QuestionAnsweringBeam, answer, qa_metrics
 from .tokenize import Tokenizer, XLMRTokenizer, XLMTokenizer, align_labels, learn_bpe
 from .trim import trim_vocab
+from .vocab.extend import extend_vocab
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,6 @@ __all__ = [
     "CausalLM", "CheckpointError", "Encoder", "InputTooLong", "KVCache", "MaskedLM", "ModelConfig",
     "MultipleChoice", "Output", "QuestionAnswering", "QuestionAnsweringBeam", "SequenceClassifier",
     "TokenClassifier", "Tokenizer", "Translator", "XLMRTokenizer", "XLMTokenizer", "__version__", "align_labels",
-    "answer", "classify", "convert", "embed", "entity_metrics", "evaluate", "fill_mask", "finetune", "generate",
-    "learn_bpe", "list_presets", "load", "mine", "qa", "qa_metrics", "tag", "translate", "trim_vocab",
+    "answer", "classify", "convert", "embed", "entity_metrics", "evaluate", "extend_vocab", "fill_mask", "finetune",
+    "generate", "learn_bpe", "list_presets", "load", "mine", "qa", "qa_metrics", "tag", "translate", "trim_vocab",
 ]

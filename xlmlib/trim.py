@@ -3,8 +3,14 @@
 XLM-R's token table is 192M of xlm-roberta-base's 278M parameters, and most users need a few languages.
 The corpus is tokenized with the model's own tokenizer; the specials and the pieces seen (the `max_pieces`
 most frequent, when capped) are kept in their original order, so the new ids are the old ones with gaps
-closed. The token table, the tied LM projection and the LM bias are sliced to those rows. Text whose pieces
-were all kept gets the same ids after the remap and the same outputs; a dropped piece becomes <unk>.
+closed. The token table, the tied LM projection and the LM bias are sliced to those rows, in the source's
+dtype. Text whose pieces were all kept gets the same ids after the remap and the same outputs.
+
+XLM-R writes a real SentencePiece model of the kept pieces (scores and types kept, xlmlib/vocab/spm.py), which
+every SentencePiece reader loads; text that used a dropped piece gets the best segmentation among the kept
+pieces (unigram Viterbi), and only characters no kept piece spells become <unk>. XLM writes vocab.json +
+merges.txt without the dropped entries and the merges that only lead to them (transformers' XLMTokenizer
+reads them); there a dropped piece becomes <unk>.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from tqdm.auto import tqdm
 
 from . import hub
 from .atomic import atomic_dir, write_json
-from .checkpoint.convert import _task_class
+from .checkpoint.convert import task_class_of
 from .checkpoint.load import model_from_checkpoint, read_checkpoint
 from .checkpoint.record import Checkpoint
 from .checkpoint.save import save_model
@@ -47,18 +53,24 @@ class TrimReport:
     params_before: int
     params_after: int
     file_bytes: int
-    corpus_tokens: int
-    unk_rate: float  # share of corpus tokens that are <unk> after trimming (dropped pieces, with max_pieces)
+    corpus_tokens: int  # tokens of the corpus with the source tokenizer (framing excluded)
+    dropped_rate: float  # share of those tokens whose piece was dropped (with max_pieces)
+    corpus_tokens_after: int  # tokens of the corpus with the trimmed tokenizer
+    unk_rate: float  # share of those that are <unk>
 
 
 def special_ids(tok) -> set[int]:
-    """Ids that are never trimmed: XLM's 14 Dictionary specials, XLM-R's 4 fairseq specials and <mask>."""
-    n = len(SPECIAL_TOKENS) if isinstance(tok, XLMTokenizer) else 4
-    return set(range(n)) | {tok.mask_id}
+    """Ids that are never trimmed: XLM's 14 Dictionary specials; XLM-R's 4 fairseq specials, <mask> and the
+    pieces its SentencePiece model cannot lose (XLMRTokenizer.required_ids)."""
+    if isinstance(tok, XLMTokenizer):
+        return set(range(len(SPECIAL_TOKENS))) | {tok.mask_id}
+    return tok.required_ids()
 
 
-def count_pieces(tok, corpus: Iterable[str | os.PathLike], *, lang: str | None = None) -> np.ndarray:
-    """How often each id occurs in the corpus files (one sentence per line), framing tokens excluded."""
+def count_pieces(tok, corpus: Iterable[str | os.PathLike], *, lang: str | None = None,
+                 keep_specials: bool = False) -> np.ndarray:
+    """How often each id occurs in the corpus files (one sentence per line), framing tokens excluded; the
+    special ids count 0 unless keep_specials (which keeps <unk>'s count; <s> </s> are still dropped)."""
     counts = np.zeros(tok.vocab_size, dtype=np.int64)
     kwargs = {} if lang is None else {"lang": lang}
     for path in corpus:
@@ -69,7 +81,9 @@ def count_pieces(tok, corpus: Iterable[str | os.PathLike], *, lang: str | None =
                        **kwargs)["input_ids"]
             flat = np.fromiter((i for row in rows for i in row), dtype=np.int64)
             counts += np.bincount(flat, minlength=tok.vocab_size)
-    counts[sorted(special_ids(tok))] = 0
+    counts[[tok.bos_id, tok.eos_id]] = 0
+    if not keep_specials:
+        counts[sorted(special_ids(tok))] = 0
     return counts
 
 
@@ -140,11 +154,16 @@ def trim_vocab(src, dst, corpus: Sequence[str | os.PathLike], max_pieces: int | 
         raise ValueError(f"{src}: the tokenizer has {tok.vocab_size} ids but the model {ckpt.config.vocab_size}")
     counts = count_pieces(tok, corpus, lang=lang)
     keep_ids = choose_ids(tok, counts, max_pieces=max_pieces, keep=keep)
+    small = tok.trimmed_to(keep_ids)
+    after = count_pieces(small, corpus, lang=lang, keep_specials=True)
+    total = int(counts.sum())
     report = TrimReport(source=str(src), vocab_before=tok.vocab_size, vocab_after=len(keep_ids), params_before=0,
-                        params_after=0, file_bytes=0, corpus_tokens=int(counts.sum()),
-                        unk_rate=float(1 - counts[keep_ids].sum() / max(int(counts.sum()), 1)))
+                        params_after=0, file_bytes=0, corpus_tokens=total,
+                        dropped_rate=float(1 - counts[keep_ids].sum() / max(total, 1)),
+                        corpus_tokens_after=int(after.sum()),
+                        unk_rate=float(after[small.unk_id] / max(int(after.sum()), 1)))
     with atomic_dir(dst) as tmp:
-        tok.trimmed_to(keep_ids).save_pretrained(tmp)
+        small.save_pretrained(tmp)
         if ckpt is not None:
             report = _write_model(ckpt, keep_ids, tmp, report)
         write_json(tmp / REPORT_FILE, {**dataclasses.asdict(report), "corpus": [str(p) for p in corpus],
@@ -154,11 +173,27 @@ def trim_vocab(src, dst, corpus: Sequence[str | os.PathLike], max_pieces: int | 
     return report
 
 
+def source_dtype(state: dict[str, torch.Tensor]) -> torch.dtype:
+    """The dtype a model is stored in: that of its token table (an fp16 model stays fp16)."""
+    for name in ("embed.tokens.weight", *state):
+        t = state.get(name)
+        if t is not None and t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def save_checkpoint(ckpt: Checkpoint, folder: Path) -> None:
+    """Write a checkpoint whose tensors were edited as an xlmlib folder, in the dtype it came in."""
+    model = model_from_checkpoint(task_class_of(ckpt), ckpt, dtype=source_dtype(ckpt.state),
+                                  head_options=ckpt.head_options)
+    save_model(model, folder)
+
+
 def _write_model(ckpt: Checkpoint, keep_ids: Sequence[int], folder: Path, report: TrimReport) -> TrimReport:
     trimmed = trim_checkpoint(ckpt, keep_ids)
-    save_model(model_from_checkpoint(_task_class(ckpt), trimmed, head_options=ckpt.head_options), folder)
+    save_checkpoint(trimmed, folder)
     return dataclasses.replace(report, params_before=_n_params(ckpt.state), params_after=_n_params(trimmed.state),
                                file_bytes=(folder / "model.safetensors").stat().st_size)
 
 
-__all__ = ["TrimReport", "choose_ids", "count_pieces", "trim_checkpoint", "trim_vocab"]
+__all__ = ["TrimReport", "choose_ids", "count_pieces", "save_checkpoint", "source_dtype", "trim_checkpoint", "trim_vocab"]

@@ -23,6 +23,6 @@ def test_wheel_contains_every_preset(tmp_path):
     shipped = {Path(n).stem for n in names if n.startswith("xlmlib/presets/") and n.endswith(".toml")}
     assert shipped == set(xlmlib.list_presets()) and len(shipped) == 15  # 14 public checkpoints + xlmlib-mini
     mini = {Path(n).name for n in names if n.startswith("xlmlib/models/xlmlib-mini/")}
-    assert mini == {"model.safetensors", "config.json", "sentencepiece.bpe.model", "kept_pieces.json",
+    assert mini == {"model.safetensors", "config.json", "sentencepiece.bpe.model", "special_tokens_map.json",
                     "tokenizer_config.json", "trim.json", "README.md"}
     assert "xlmlib/cli/__init__.py" in names and not any(n.startswith("tests/") for n in names)

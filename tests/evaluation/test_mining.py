@@ -8,8 +8,8 @@ import torch
 
 import xlmlib
 from xlmlib.api import embed
-from xlmlib.intrinsic import retrieval_accuracy as card_retrieval
 from xlmlib.evaluation.mining import best_matches, mine, retrieval_accuracy
+from xlmlib.intrinsic import retrieval_accuracy as card_retrieval
 
 N = 300
 BLOCK = 64

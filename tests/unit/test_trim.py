@@ -1,5 +1,8 @@
 """Vocabulary trimming (xlmlib.trim_vocab): the trimmed model and tokenizer give the full model's ids (after the
-remap) and outputs on text whose pieces were kept; dropped pieces become <unk>; the result converts to HF.
+remap) and outputs on text whose pieces were kept; XLM-R text that used a dropped piece falls back to kept pieces
+(a real SentencePiece model of the kept pieces), XLM's dropped pieces become <unk>; the result converts to HF and
+transformers reads the trimmed tokenizer with the same ids; trimmed folders of the old form (kept_pieces.json)
+still load; an fp16 model stays fp16.
 
 The full models are transformers' own classes with random weights (tests/parity/hf_models.build) over the real
 vocabularies of ../shared/assets: XLM-R's SentencePiece model (250,002 ids) and XLM's en-fr BPE (64,139 ids).
@@ -11,17 +14,25 @@ import json
 import shutil
 
 import pytest
+import sentencepiece as spm_lib
 import torch
+from safetensors.torch import load_file
 
 import xlmlib
 from xlmlib import cli
 from xlmlib.tokenize import XLMTokenizer
+from xlmlib.vocab.spm import read_model
 
+from ..folders import save_tiny_xlmr
 from ..parity.hf_models import build, roberta_config, xlm_config
 
 transformers = pytest.importorskip("transformers")
 
 GERMAN = ["Ich habe heute keine Zeit.", "Das Wetter ist schön.", "Wo ist der Bahnhof?", "Er liest ein Buch."]
+
+
+def sentencepiece_model(folder):
+    return read_model(folder / "sentencepiece.bpe.model")
 
 
 def _old_ids(tok_full, tok_trim):
@@ -55,14 +66,83 @@ def test_xlmr_trim_same_ids_and_outputs_and_hf_export(xlmr_full, tmp_path):
         reference = hf(**full).logits[..., old_of][real]
         ours = model(**small).logits[real]
     assert (reference - ours).abs().max() <= 1e-6
-    # A piece the corpus never used is <unk> now.
-    assert tok.encode("Quantenchromodynamik", add_special_tokens=False) == [tok.unk_id] * len(
-        tok.encode("Quantenchromodynamik", add_special_tokens=False))
+    assert tok.decode(small["input_ids"][1], skip_special_tokens=True) == GERMAN[1]
+    # A word whose pieces were dropped falls back to kept pieces before <unk>: the full vocabulary splits
+    # "schönest" as ▁schöne + st (neither is in the corpus), the trimmed one as ▁schön + est (both are; found by
+    # trying corpus words + "est"). Characters no kept piece spells are still <unk>.
+    assert full_tok.tokenize("schönest") == ["▁schöne", "st"] and tok.tokenize("schönest") == ["▁schön", "est"]
+    assert tok.tokenize("Quantenchromodynamik") == ["<unk>"]  # Q, u, ... are not kept: one <unk> (spm merges)
+    assert not (tmp_path / "trim" / "kept_pieces.json").exists()
     xlmlib.convert(tmp_path / "trim", tmp_path / "trim-hf", to="hf")
     exported = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "trim-hf").eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "trim-hf")
+    texts = [*GERMAN, "schönest", "Quantenchromodynamik"]
+    assert [hf_tok(t)["input_ids"] for t in texts] == [tok.encode(t) for t in texts]
+    assert hf_tok.mask_token_id == tok.mask_id and len(hf_tok) == tok.vocab_size
     with torch.no_grad():
         assert (exported(**small).logits[real] - ours).abs().max() <= 1e-5
-    assert (tmp_path / "trim-hf" / "kept_pieces.json").is_file()  # the id map travels with the tokenizer
+    assert not (tmp_path / "trim-hf" / "kept_pieces.json").exists()
+
+
+def test_trimmed_model_is_a_sentencepiece_model_of_the_kept_pieces(xlmr_full, tmp_path):
+    """The written .model holds the kept pieces only, in their old order with their scores and types, and
+    sentencepiece itself encodes with it as xlmlib does (model id = spm id + 1 past the three specials)."""
+    folder, _, corpus = xlmr_full
+    xlmlib.trim_vocab(folder, tmp_path / "trim", corpus=[corpus])
+    tok, full_tok = xlmlib.Tokenizer.from_pretrained(tmp_path / "trim"), xlmlib.Tokenizer.from_pretrained(folder)
+    small, full = sentencepiece_model(tmp_path / "trim"), sentencepiece_model(folder)
+    scores = {p.piece: (p.score, p.type) for p in full.pieces}
+    pieces = [p.piece for p in small.pieces]
+    assert pieces[:3] == ["<unk>", "<s>", "</s>"] and len(pieces) == tok.vocab_size - 2
+    assert all((p.score, p.type) == scores[p.piece] for p in small.pieces)
+    old_order = [full_tok.token_to_id(p) for p in pieces[3:]]
+    assert old_order == sorted(old_order)
+    sp = spm_lib.SentencePieceProcessor(model_file=str(tmp_path / "trim" / "sentencepiece.bpe.model"))
+    assert [[i + 1 for i in ids] for ids in sp.encode(GERMAN)] == [tok.encode(t, add_special_tokens=False)
+                                                                     for t in GERMAN]
+    # The normaliser's precompiled charsmap (237,539 bytes) and a few dozen pieces; the full model is 5,568,926.
+    assert (tmp_path / "trim" / "sentencepiece.bpe.model").stat().st_size < 240_000
+
+
+def test_old_form_trimmed_folder_still_loads(xlmr_full, tmp_path):
+    """A folder written the old way (the whole XLM-R .model + kept_pieces.json + our class name) reads as the
+    trimmed SentencePiece model it stands for: the same ids and outputs as the new form; convert --to hf
+    writes the new form, which AutoTokenizer reads with the same ids."""
+    folder, _, corpus = xlmr_full
+    xlmlib.trim_vocab(folder, tmp_path / "new", corpus=[corpus])
+    new_tok, full_tok = xlmlib.Tokenizer.from_pretrained(tmp_path / "new"), xlmlib.Tokenizer.from_pretrained(folder)
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "new", old)
+    shutil.copy(folder / "sentencepiece.bpe.model", old)
+    kept = [full_tok.token_to_id(new_tok.id_to_token(i)) - 1 for i in range(4, new_tok.mask_id)]
+    (old / "kept_pieces.json").write_text(json.dumps({"kept_spm_ids": kept}))
+    (old / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "XLMRTokenizer", "model_max_length": 512}))
+    model, tok = xlmlib.load(old)
+    assert tok.vocab_size == new_tok.vocab_size and tok.mask_id == new_tok.mask_id
+    texts = [*GERMAN, "schönest"]
+    assert [tok.encode(t) for t in texts] == [new_tok.encode(t) for t in texts]
+    with torch.no_grad():
+        assert torch.equal(model(**tok(GERMAN)).logits, xlmlib.load(tmp_path / "new")[0](**new_tok(GERMAN)).logits)
+    xlmlib.convert(old, tmp_path / "old-hf", to="hf")
+    assert not (tmp_path / "old-hf" / "kept_pieces.json").exists()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "old-hf")
+    assert [hf_tok(t)["input_ids"] for t in texts] == [tok.encode(t) for t in texts]
+
+
+def test_fp16_model_stays_fp16(assets, tmp_path):
+    """Issue 20: trim-vocab wrote fp32 weights from an fp16 model. The trimmed rows are the source's fp16 rows."""
+    src = save_tiny_xlmr(tmp_path / "fp32", assets)
+    model = xlmlib.MaskedLM.from_pretrained(src).half()
+    model.save_pretrained(tmp_path / "fp16")
+    xlmlib.Tokenizer.from_pretrained(src).save_pretrained(tmp_path / "fp16")
+    corpus = tmp_path / "de.txt"
+    corpus.write_text("\n".join(GERMAN) + "\n", encoding="utf-8")
+    xlmlib.trim_vocab(tmp_path / "fp16", tmp_path / "trim", corpus=[corpus])
+    written = load_file(tmp_path / "trim" / "model.safetensors")
+    assert {t.dtype for t in written.values()} == {torch.float16}
+    tok, full_tok = xlmlib.Tokenizer.from_pretrained(tmp_path / "trim"), xlmlib.Tokenizer.from_pretrained(src)
+    old_of = _old_ids(full_tok, tok)
+    assert torch.equal(written["embed.tokens.weight"], model.embed.tokens.weight.detach()[old_of])
 
 
 def test_xlmr_max_pieces_keep_and_report(xlmr_full, tmp_path):
@@ -71,9 +151,12 @@ def test_xlmr_max_pieces_keep_and_report(xlmr_full, tmp_path):
     tok = xlmlib.Tokenizer.from_pretrained(tmp_path / "capped")
     assert tok.vocab_size == 4 + 5 + 1 + 1  # specials, 5 pieces, the kept extra, <mask>
     assert tok.token_to_id("▁Zürich") != tok.unk_id
-    assert 0 < report.unk_rate < 1 and report.params_after < report.params_before
+    assert 0 < report.dropped_rate < 1 and report.params_after < report.params_before
+    # Dropped pieces fall back to the 6 kept ones where they can, else <unk>: more tokens, some of them <unk>.
+    assert 0 < report.unk_rate < 1 and report.corpus_tokens_after != report.corpus_tokens
     record = json.loads((tmp_path / "capped" / "trim.json").read_text())
     assert record["vocab_before"] == 250002 and record["max_pieces"] == 5
+    assert record["unk_rate"] == report.unk_rate and record["dropped_rate"] == report.dropped_rate
 
 
 def test_trim_errors(xlmr_full, tmp_path):
@@ -119,6 +202,9 @@ def test_xlm_bpe_trim(assets, tmp_path):
     real = small["attention_mask"].bool()
     assert (reference[..., old_of][real] - ours[real]).abs().max() <= 1e-6
     assert set(tok.encode("zebra", lang="en", add_special_tokens=False)) == {tok.unk_id}
+    # XLM keeps its behaviour: vocab.json + merges.txt, which transformers' XLMTokenizer reads with our ids.
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "trim")
+    assert [hf_tok(t)["input_ids"] for t in [*english, "zebra"]] == [tok.encode(t, lang="en") for t in [*english, "zebra"]]
 
 
 def test_cli_trim_and_info(xlmr_full, tmp_path, capsys):

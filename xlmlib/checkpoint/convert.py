@@ -31,7 +31,7 @@ FP32_TOLERANCE = 1e-5
 LARGE_BYTES = 256 * 2**20  # show a progress bar from this size on
 
 
-def _task_class(ckpt: Checkpoint):
+def task_class_of(ckpt: Checkpoint):
     """The class the checkpoint names (xlmlib, HF), else the most specific model its weights fill:
     classifier, LM, else the bare encoder (fairseq, original XLM)."""
     if ckpt.task:
@@ -99,7 +99,7 @@ def convert(src, dst, to: str = "xlmlib", dtype=None, *, part: str | None = None
         raise FileExistsError(f"{dst} already exists; choose a new destination")
     steps = tqdm(total=4, desc=f"convert {Path(str(src)).name}", unit="step", disable=None)
     ckpt = read_checkpoint(src, part=part)
-    cls = _task_class(ckpt)
+    cls = task_class_of(ckpt)
     large = sum(t.numel() * t.element_size() for t in ckpt.state.values()) >= LARGE_BYTES
     steps.disable = steps.disable or not large
     reference = model_from_checkpoint(cls, ckpt, head_options=ckpt.head_options)

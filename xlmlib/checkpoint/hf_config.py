@@ -99,8 +99,10 @@ def _roberta_from_hf(d: dict[str, Any], family: Family, source: str) -> ModelCon
     fields["causal"] = bool(fields["causal"])
     return ModelConfig.from_preset(family.preset).replace(
         **fields, position_offset=fields["pad_index"] + 1,
-        # <mask> is the last id of the 250002-entry vocabulary; XL/XXL pad the table beyond it (formats.md 3).
-        mask_index=min(250001, fields["vocab_size"] - 1), **_label_fields(d))
+        # <mask> is the last id, len(pieces) + 1 as transformers computes it, also of trimmed and extended
+        # vocabularies (Glot500: 401,145 ids); XL/XXL pad the table beyond the 250,002 ids (formats.md 3).
+        mask_index=250001 if family is XLM_R_XL and fields["vocab_size"] > 250002 else fields["vocab_size"] - 1,
+        **_label_fields(d))
 
 
 def is_pre_norm(d: dict[str, Any], keys) -> bool:

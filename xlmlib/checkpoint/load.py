@@ -28,10 +28,10 @@ logger = logging.getLogger(__name__)
 
 XLMLIB_FORMAT = 1
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# Tokenizer files of HF / xlmlib folders, copied along by convert (kept_pieces.json and trim.json: a trimmed
-# vocabulary's id map and its record, xlmlib/trim.py).
-TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "trim.json", "tokenizer.json", "tokenizer_config.json",
-                   "special_tokens_map.json", "vocab.json", "merges.txt", "dict.txt")
+# Tokenizer files of HF / xlmlib folders, copied along by convert (kept_pieces.json: a trimmed folder of the old
+# form; trim.json / extend.json: what xlmlib/trim.py and xlmlib/vocab/extend.py record).
+TOKENIZER_FILES = ("sentencepiece.bpe.model", "kept_pieces.json", "trim.json", "extend.json", "tokenizer.json",
+                   "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "dict.txt")
 
 __all__ = ["Checkpoint", "load_model", "read_checkpoint", "tokenizer_files_in"]
 

@@ -13,6 +13,7 @@ import sys
 from ..evaluation import cli as eval_cli
 from ..mt import cli as mt_cli
 from ..qa import cli as qa_cli
+from ..vocab import cli as vocab_cli
 from . import models, training
 
 logger = logging.getLogger("xlmlib.cli")
@@ -36,6 +37,7 @@ VERBS = {
     "trim-vocab": (("keep only the vocabulary a corpus uses (token table, tied LM projection and bias sliced)\n"
                     "  example: xlmlib trim-vocab ./xlmr-base ./xlmr-base-de --corpus de.txt --max-pieces 30000"),
                    models.configure_trim, models.run_trim),
+    "extend-vocab": (vocab_cli.HELP, vocab_cli.configure_extend_vocab, vocab_cli.run_extend_vocab),
     "preprocess": (("tokenize text files once into the binarized memory-mapped format\n"
                    "  example: xlmlib preprocess --tokenizer ./xlmr-base --out data/ en.txt fr.txt"),
                    training.configure_preprocess, training.run_preprocess),

@@ -63,7 +63,12 @@ def _trimmed_from(source: str) -> str:
         return ""
     r = json.loads(record.read_text(encoding="utf-8"))
     before = f", {r['params_before']:,} parameters" if r.get("params_before") else ""
-    return f" (trimmed from {r['vocab_before']:,}{before}; {100 * r['unk_rate']:.1f}% of the corpus became <unk>)"
+    if "dropped_rate" in r:  # dropped pieces fall back to kept ones; unk_rate is measured after the trim
+        rates = (f"{100 * r['dropped_rate']:.1f}% of the corpus used dropped pieces, "
+                 f"{100 * r['unk_rate']:.1f}% is <unk> after")
+    else:  # trim.json of the old form, where every dropped piece became <unk>
+        rates = f"{100 * r['unk_rate']:.1f}% of the corpus became <unk>"
+    return f" (trimmed from {r['vocab_before']:,}{before}; {rates})"
 
 
 def _print_training(t: dict, src: str) -> None:
@@ -212,5 +217,6 @@ def run_trim(args) -> int:
     r = trim_vocab(args.src, args.dst, args.corpus, args.max_pieces, args.keep, lang=args.lang)
     sizes = f"; parameters {r.params_before:,} -> {r.params_after:,}, {r.file_bytes:,} bytes" if r.params_before else ""
     print(f"wrote {args.dst}: vocabulary {r.vocab_before:,} -> {r.vocab_after:,}{sizes}; "
-          f"{100 * r.unk_rate:.2f}% of {r.corpus_tokens:,} corpus tokens become <unk>")
+          f"{100 * r.dropped_rate:.2f}% of {r.corpus_tokens:,} corpus tokens used a dropped piece; re-encoded, "
+          f"{r.corpus_tokens_after:,} tokens, {100 * r.unk_rate:.2f}% of them <unk>")
     return 0

@@ -9,6 +9,7 @@ XLM-R with, so ids match it exactly.
 
 from __future__ import annotations
 
+import logging
 import re
 from itertools import chain
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from ..atomic import write_bytes as atomic_write
 from ..atomic import write_json
 from ..family import XLM_R
+from ..vocab import spm
 from .base import (
     CONFIG_NAME,
     BaseTokenizer,
@@ -28,13 +30,16 @@ from .base import (
 )
 
 SPM_FILE = "sentencepiece.bpe.model"
-# A trimmed vocabulary (xlmlib.trim_vocab) keeps the original .model and lists here the SentencePiece ids it
-# kept, in the order of their new ids (4, 5, ...); pieces not listed encode as <unk>.
+# Trimmed folders written before the trimmer made real SentencePiece models kept the whole original .model
+# and listed here the SentencePiece ids they kept, in the order of their new ids (4, 5, ...). Such a folder
+# is read by building that trimmed model in memory (vocab/spm.py), so it behaves as a new one.
 KEPT_FILE = "kept_pieces.json"
 MASK = "<mask>"
 SPECIALS = {0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>"}
 # The SentencePiece ids of <unk>, <s>, </s> that the fairseq alignment above assumes.
-_SPM_LAYOUT = ("<unk>", "<s>", "</s>")
+_SPM_LAYOUT = spm.XLMR_LAYOUT
+
+logger = logging.getLogger(__name__)
 
 
 class XLMRTokenizer(BaseTokenizer):
@@ -50,37 +55,38 @@ class XLMRTokenizer(BaseTokenizer):
     model_max_length = 512
     lang2id = None
 
-    def __init__(self, model_file, *, model_max_length: int = 512, kept_pieces=None):
-        path = Path(model_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"missing SentencePiece model file: {path}")
-        self._model_bytes = path.read_bytes()
+    def __init__(self, model_file=None, *, model_max_length: int = 512, model_bytes: bytes | None = None):
+        """`model_file`: a SentencePiece .model file; or `model_bytes`, its contents (an edited model)."""
+        path = None if model_file is None else Path(model_file)
+        if model_bytes is None:
+            if path is None:
+                raise TypeError("XLMRTokenizer needs a model_file or model_bytes")
+            if not path.is_file():
+                raise FileNotFoundError(f"missing SentencePiece model file: {path}")
+            model_bytes = path.read_bytes()
+        where = path if path is not None else "SentencePiece model"
+        self._model_bytes = model_bytes
         self.sp = sentencepiece.SentencePieceProcessor()
         try:
             self.sp.LoadFromSerializedProto(self._model_bytes)
         except (RuntimeError, OSError, TypeError) as err:
-            raise ValueError(f"corrupt SentencePiece model file {path}: {err}") from None
+            raise ValueError(f"corrupt SentencePiece model file {where}: {err}") from None
         layout = tuple(self.sp.id_to_piece(i) for i in range(min(3, self.sp.get_piece_size())))
         if layout != _SPM_LAYOUT:
-            raise ValueError(f"{path}: expected SentencePiece ids 0-2 to be {_SPM_LAYOUT}, found {layout}")
+            raise ValueError(f"{where}: expected SentencePiece ids 0-2 to be {_SPM_LAYOUT}, found {layout}")
         self.model_file = path
         self.model_max_length = int(model_max_length)
-        self._set_pieces(kept_pieces)
+        self._set_pieces()
 
-    def _set_pieces(self, kept_pieces) -> None:
-        """Id tables: SentencePiece id -> model id and back. The full vocabulary keeps every piece from
-        SentencePiece id 3 on (model id = spm id + 1, as fairseq's dict.txt does); a trimmed one a subset."""
+    def _set_pieces(self) -> None:
+        """Id tables: every SentencePiece piece from id 3 on has model id spm id + 1 (fairseq's dict.txt
+        order); SentencePiece's <unk> (0) is model id 3, and <mask> follows the last piece."""
         n = self.sp.get_piece_size()
-        self.trimmed = kept_pieces is not None
-        kept = np.arange(3, n) if kept_pieces is None else np.asarray(list(kept_pieces), dtype=np.int64)
-        if kept.size and (kept.min() < 3 or kept.max() >= n or np.any(np.diff(kept) <= 0)):
-            raise ValueError(f"kept pieces must be increasing SentencePiece ids in [3, {n}), "
-                             f"got {kept.size} ids from {kept.min()} to {kept.max()}")
-        self.kept_pieces = kept
-        self._spm2model = np.full(n, self.unk_id, dtype=np.int64)
-        self._spm2model[kept] = np.arange(4, 4 + kept.size)
-        self.mask_id = 4 + kept.size
-        self.vocab_size = self.mask_id + 1
+        self._spm2model = np.arange(1, n + 1, dtype=np.int64)
+        self._spm2model[:3] = self.unk_id  # <s>, </s> never come out of encoding; <unk> is 3
+        self.mask_id = n + 1
+        self.vocab_size = n + 2
+        self._required = None  # required_ids, computed on first use
 
     # -- loading and saving ---------------------------------------------------------------------
     @classmethod
@@ -90,35 +96,55 @@ class XLMRTokenizer(BaseTokenizer):
             return cls(src, **kwargs)
         config = read_json(src / CONFIG_NAME) if (src / CONFIG_NAME).is_file() else {}
         kwargs.setdefault("model_max_length", configured_max_length(config))
-        if (src / KEPT_FILE).is_file():
-            kwargs.setdefault("kept_pieces", read_json(src / KEPT_FILE)["kept_spm_ids"])
+        if (src / KEPT_FILE).is_file() and "model_bytes" not in kwargs:
+            kwargs["model_bytes"] = _legacy_trimmed_model(src)
         return cls(src / SPM_FILE, **kwargs)
 
     def save_pretrained(self, directory) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / SPM_FILE, self._model_bytes)
-        # transformers' class name and special tokens, so AutoTokenizer loads the folder too (ours reads both).
-        # A trimmed vocabulary renumbers the pieces, which transformers' class cannot know: it keeps our name,
-        # so AutoTokenizer refuses it instead of giving wrong ids.
+        # transformers' class name and special tokens, so AutoTokenizer loads the folder too (ours reads both):
+        # a trimmed or extended model is a plain SentencePiece model, whose ids transformers computes as ours.
         specials = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
                     "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK}
-        name = "XLMRTokenizer" if self.trimmed else XLM_R.hf_tokenizer
-        write_json(directory / CONFIG_NAME, {"tokenizer_class": name, "model_max_length": self.model_max_length,
-                                             **specials})
+        write_json(directory / CONFIG_NAME, {"tokenizer_class": XLM_R.hf_tokenizer,
+                                             "model_max_length": self.model_max_length, **specials})
         write_json(directory / "special_tokens_map.json", specials)
-        if self.trimmed:
-            write_json(directory / KEPT_FILE, {"kept_spm_ids": self.kept_pieces.tolist()})
-        elif (directory / KEPT_FILE).is_file():
-            (directory / KEPT_FILE).unlink()  # a full vocabulary saved over a trimmed one
+        if (directory / KEPT_FILE).is_file():
+            (directory / KEPT_FILE).unlink()  # saved over a trimmed folder of the old form
         return directory
 
+    def model_ids(self, spm_ids) -> list[int]:
+        """The model ids (fairseq layout) of SentencePiece ids of this tokenizer's model."""
+        return self._to_model_ids(list(spm_ids))
+
+    def model_proto(self):
+        """The SentencePiece ModelProto of this tokenizer (a copy to edit: xlmlib/vocab/spm.py)."""
+        return spm.read_model(self._model_bytes)
+
+    def required_ids(self) -> set[int]:
+        """Model ids a trimmed vocabulary must keep: the 4 fairseq specials, <mask>, and the pieces the
+        SentencePiece model cannot lose (control pieces; byte pieces under byte fallback)."""
+        if self._required is None:  # parsing the model proto takes ~0.3 s for XLM-R's 250k pieces: once
+            self._required = {int(self._spm2model[i]) for i in spm.required_ids(self.model_proto()) if i >= 3}
+        return {0, 1, 2, 3, self.mask_id} | self._required
+
     def trimmed_to(self, keep_ids) -> XLMRTokenizer:
-        """A tokenizer over the model ids `keep_ids` only (specials and <mask> always kept), renumbered in
-        their order: the same SentencePiece model, pieces outside the set encode as <unk>."""
-        pieces = sorted(int(i) for i in keep_ids if 4 <= int(i) < self.mask_id)
-        return XLMRTokenizer(self.model_file, model_max_length=self.model_max_length,
-                             kept_pieces=self.kept_pieces[np.asarray(pieces, dtype=np.int64) - 4])
+        """A tokenizer over the model ids `keep_ids` only (specials, <mask> and required pieces always kept),
+        renumbered in their order: a SentencePiece model of the kept pieces, with their scores and types.
+        Text whose segmentation used only kept pieces keeps it (unigram Viterbi over fewer pieces); other
+        text gets the best segmentation among the kept pieces."""
+        keep = {int(i) for i in keep_ids} | self.required_ids()
+        spm_ids = [0, 1, 2] + sorted(i - 1 for i in keep if 4 <= i < self.mask_id)
+        proto = spm.keep_pieces(self.model_proto(), spm_ids)
+        return XLMRTokenizer(model_max_length=self.model_max_length, model_bytes=spm.to_bytes(proto))
+
+    def extended_with(self, pieces) -> XLMRTokenizer:
+        """A tokenizer whose SentencePiece model has `pieces` ((text, score), NORMAL) appended: every old id
+        stays, the new pieces take ids mask_id, mask_id + 1, ..., and <mask> moves to the new last id."""
+        proto = spm.add_pieces(self.model_proto(), pieces)
+        return XLMRTokenizer(model_max_length=self.model_max_length, model_bytes=spm.to_bytes(proto))
 
     # -- ids ------------------------------------------------------------------------------------
     def _to_model_ids(self, spm_ids: list[int]) -> list[int]:
@@ -165,10 +191,11 @@ class XLMRTokenizer(BaseTokenizer):
         return [self.id_to_token(i) for i in ids]
 
     def _build_word_tables(self):
-        """A piece starting with ▁ opens a word (the kept SentencePiece pieces hold model ids 4 .. mask - 1)."""
+        """A piece starting with ▁ opens a word (SentencePiece pieces 3.. hold model ids 4 .. mask - 1)."""
         starts = torch.zeros(self.vocab_size, dtype=torch.bool)
         starts[4:self.mask_id] = torch.tensor(
-            [self.sp.id_to_piece(int(i)).startswith("\u2581") for i in self.kept_pieces], dtype=torch.bool)
+            [self.sp.id_to_piece(i).startswith("\u2581") for i in range(3, self.sp.get_piece_size())],
+            dtype=torch.bool)
         special = torch.zeros(self.vocab_size, dtype=torch.bool)
         special[list(SPECIALS) + [self.mask_id]] = True
         return special, starts, None
@@ -184,7 +211,7 @@ class XLMRTokenizer(BaseTokenizer):
             return MASK
         if not 0 <= i < self.vocab_size:
             raise IndexError(f"id {i} outside the vocabulary (size {self.vocab_size})")
-        return self.sp.id_to_piece(int(self.kept_pieces[i - 4]))
+        return self.sp.id_to_piece(i - 1)
 
     def token_to_id(self, token: str) -> int:
         for i, s in SPECIALS.items():
@@ -195,4 +222,22 @@ class XLMRTokenizer(BaseTokenizer):
         return int(self._spm2model[self.sp.piece_to_id(token)])
 
     def __repr__(self) -> str:
-        return f"XLMRTokenizer({str(self.model_file)!r}, vocab_size={self.vocab_size})"
+        source = str(self.model_file) if self.model_file is not None else "<edited model>"
+        return f"XLMRTokenizer({source!r}, vocab_size={self.vocab_size})"
+
+
+def _legacy_trimmed_model(folder: Path) -> bytes:
+    """The SentencePiece model a trimmed folder of the old form stands for: its whole .model restricted to
+    the ids kept_pieces.json lists. Ids of covered text are the old ones; text that used a dropped piece now
+    falls back to kept pieces instead of <unk>."""
+    kept = read_json(folder / KEPT_FILE).get("kept_spm_ids")
+    if not isinstance(kept, list) or not all(isinstance(i, int) for i in kept):
+        raise ValueError(f"{folder / KEPT_FILE}: expected {{\"kept_spm_ids\": [int, ...]}}")
+    if not (folder / SPM_FILE).is_file():
+        raise FileNotFoundError(f"missing SentencePiece model file: {folder / SPM_FILE}")
+    full = spm.read_model((folder / SPM_FILE).read_bytes())
+    if kept and (min(kept) < 3 or max(kept) >= len(full.pieces)):
+        raise ValueError(f"{folder / KEPT_FILE}: kept ids must lie in [3, {len(full.pieces)})")
+    logger.info("%s: a trimmed folder of the old form (%s); reading it as a trimmed SentencePiece model",
+                folder, KEPT_FILE)
+    return spm.to_bytes(spm.keep_pieces(full, [0, 1, 2] + sorted(kept)))
