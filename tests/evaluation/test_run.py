@@ -118,3 +118,13 @@ def test_finetune_test_items_take_a_language(files, tmp_path, assets):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert list(results["test"]) == ["de", "fr"] and results["evaluation"]["metric"] == "accuracy"
     assert "mean" in done.out
+
+
+def test_the_verb_takes_the_model_as_the_other_verbs_do(classifier, files):
+    """MODEL or --model (classify, tag and mine take --model); none, or two different ones, is a one-line error."""
+    done = cli("evaluate", "--model", classifier, "--task", "sequence", "--test", f"de={files / 'de.tsv'}")
+    assert done.code == 0 and "mean" in done.out, done.err
+    done = cli("evaluate", "--task", "sequence", "--test", f"de={files / 'de.tsv'}")
+    assert done.code == 1 and "no model given" in done.err
+    done = cli("evaluate", classifier, "--model", "xlmlib-mini", "--task", "sequence", "--test", f"de={files / 'de.tsv'}")
+    assert done.code == 1 and "two models given" in done.err

@@ -17,7 +17,10 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
 def configure_evaluate(p: argparse.ArgumentParser) -> None:
     from .run import TASKS
 
-    p.add_argument("model", help="a fine-tuned model folder, checkpoint or hub name (its tokenizer beside it)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a fine-tuned model folder, checkpoint or hub name (its tokenizer beside it)")
+    p.add_argument("--model", dest="model_option", default=None, metavar="MODEL",
+                   help="the same as MODEL, as the other verbs take it (default: none)")
     p.add_argument("--task", required=True, choices=TASKS, help="sequence, token, qa or retrieval (required)")
     p.add_argument("--test", nargs="+", required=True, metavar="LANG=PATH",
                    help="one file per language, e.g. de=test.de.tsv fr=test.fr.tsv; retrieval: de-en=SRC:TGT, two "
@@ -41,6 +44,11 @@ def run_evaluate(args) -> int:
     from ..cli.models import load_for
     from .run import evaluate, table, write_results
 
+    if args.model and args.model_option and args.model != args.model_option:
+        raise ValueError(f"two models given: {args.model} and --model {args.model_option}")
+    args.model = args.model or args.model_option
+    if not args.model:
+        raise ValueError("no model given: xlmlib evaluate MODEL --task TASK --test LANG=PATH ...")
     args.lang = None  # the languages come with the files
     model, tok = load_for(args, _TASK_CLASS[args.task])
     results = evaluate(model, tok, args.task, args.test, batch_size=args.batch_size, margin=args.margin,
