@@ -92,6 +92,7 @@ def tagged(sentence: str, lang: str, pool: dict | None, rng: random.Random) -> t
     the pool (made-up names when pool is None); None when it has neither."""
     from xlmlib.evaluation import split_words
 
+    pick = (lambda key: made_up_name(rng)) if pool is None else (lambda key: rng.choice(pool[key]))
     words, tags = [], []
     for k, word in enumerate(w.text for w in split_words(sentence)):
         kind = "PER" if k == 0 and word in PRONOUNS[lang] else NAMES.get(word)
@@ -99,7 +100,6 @@ def tagged(sentence: str, lang: str, pool: dict | None, rng: random.Random) -> t
             words.append(word)
             tags.append("O")
             continue
-        pick = (lambda key: made_up_name(rng)) if pool is None else (lambda key: rng.choice(pool[key]))
         name = [pick(kind)] + ([pick("SURNAME")] if kind == "PER" and rng.random() < 0.3 else [])
         words += name
         tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)

@@ -13,7 +13,6 @@ from the command line), OUT/results.json, and prints the README's Markdown table
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,20 +20,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 DEFAULT_ASSETS = ROOT.parent / "shared" / "assets"
 SHOWN = ("deu", "fra", "spa", "rus", "cmn", "ara")
 
 
 def write_heldout(assets: Path, out: Path) -> dict[str, str]:
     """{X-eng: "X_FILE:ENG_FILE"}: the held-out pairs of every language, as retrieval test specs."""
+    from xlmlib.atomic import write_text
     from xlmlib.tatoeba import read_pairs, split
 
     out.mkdir(parents=True, exist_ok=True)
     specs = {}
     for lang, pairs in split(read_pairs(assets / "tatoeba-laser-v1"))[1].items():
         x, en = out / f"{lang}.txt", out / f"{lang}.eng.txt"
-        x.write_text("".join(p[0] + "\n" for p in pairs), encoding="utf-8")
-        en.write_text("".join(p[1] + "\n" for p in pairs), encoding="utf-8")
+        write_text(x, "".join(p[0] + "\n" for p in pairs))
+        write_text(en, "".join(p[1] + "\n" for p in pairs))
         specs[f"{lang}-eng"] = f"{x}:{en}"
     return specs
 
@@ -44,24 +45,22 @@ def main(argv=None) -> int:
     p.add_argument("--assets", default=os.environ.get("XLMLIB_ASSETS", str(DEFAULT_ASSETS)))
     p.add_argument("--out", default="runs/tatoeba")
     args = p.parse_args(argv)
-    import torch
+    from eval_mini import random_twin
 
     import xlmlib
+    from xlmlib.atomic import write_json
 
     out = Path(args.out)
     specs = write_heldout(Path(args.assets), out / "heldout")
     mini, tok = xlmlib.load("xlmlib-mini", task="encoder")
-    torch.manual_seed(0)
-    twin = xlmlib.Encoder(mini.config).eval()
-    twin.reset_parameters()
+    twin = random_twin(mini)
     start = time.perf_counter()
     results = {(who, margin or "cosine"): xlmlib.evaluate(model, tok, "retrieval", specs, margin=margin,
                                                            progress=False)
                for who, model in (("xlmlib-mini", mini), ("random twin", twin)) for margin in (None, "ratio")}
     seconds = time.perf_counter() - start
     n = {lang: r["n"] for lang, r in results["xlmlib-mini", "cosine"]["per_lang"].items()}
-    (out / "results.json").write_text(json.dumps({f"{who} / {m}": r for (who, m), r in results.items()}, indent=1),
-                                      encoding="utf-8")
+    write_json(out / "results.json", {f"{who} / {m}": r for (who, m), r in results.items()})
     print("| held-out pairs (languages) | model | cosine X→en | margin X→en | cosine en→X | margin en→X | chance |")
     print("|---|---|---|---|---|---|---|")
     rows = [(f"{lang} ({n[lang + '-eng']})", [f"{lang}-eng"]) for lang in SHOWN]

@@ -133,10 +133,10 @@ def test_unsupervised_mt_learns_a_word_mapping_from_monolingual_data(tmp_path):
         # One binomial standard error of a word accuracy near the source-blind one, over the held-out words.
         words = sum(len(r.split()) for r in refs[tgt])
         stderr = (blind * (1 - blind) / words) ** 0.5
-        results[src, tgt] = acc, blind, stderr, word_accuracy(refs[src], refs[tgt])
+        copy = word_accuracy(refs[src], refs[tgt])
+        results[src, tgt] = acc, blind, stderr, copy
         print(f"{src}-{tgt}: word accuracy {acc}, BLEU {last[f'bleu_{src}-{tgt}']}; chance {chance:.3f}, "
-              f"source-blind {blind:.3f} (standard error {stderr:.3f} over {words} words), "
-              f"copy {results[src, tgt][3]:.3f}")
+              f"source-blind {blind:.3f} (standard error {stderr:.3f} over {words} words), copy {copy:.3f}")
     for acc, blind, stderr, copy in results.values():
         assert copy == 0.0
         assert acc > blind + 5 * stderr and acc > 5 * chance
