@@ -1,8 +1,9 @@
 """examples/finetune_classification.ipynb runs top to bottom on the real German XNLI data (its cells assert
 that test accuracy beats the majority-class baseline and that transformers' Auto classes reproduce our
-logits on the export) within the issue's budget of 3 minutes on 2 cores. The budget is checked on the
-kernel's CPU time (all its threads), which bounds the wall time on an idle 2-core machine and, unlike the
-wall time, does not grow when other jobs share the CPUs."""
+logits on the export) within the issue's budget of 3 minutes on 2 cores. The notebook trains on both cores
+(two threads ran its training step 1.6x faster than one on the 2-core machine), so the budget is checked on
+the wall time of the whole run, kernel start included; other jobs on the same cores slow it, which the
+failure message says. Measured 2026-12-02 on the 2-core runner: see the commit that made this check."""
 
 import os
 import re
@@ -43,4 +44,5 @@ def test_finetune_notebook_executes_within_budget(assets):
     assert "max |ours - transformers|" in text
     cpu_s = float(re.search(r"wall, (\d+) s CPU", text).group(1))
     print(f"notebook: {elapsed:.0f} s wall, {cpu_s:.0f} s CPU")
-    assert cpu_s < BUDGET_S
+    assert elapsed < BUDGET_S, (f"the notebook ran {elapsed:.0f} s, over its {BUDGET_S} s budget on 2 cores "
+                                f"({cpu_s:.0f} s CPU; other jobs on the same cores slow it)")
